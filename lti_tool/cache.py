@@ -1,0 +1,109 @@
+"""A small shared cache for values that may be lost: login state, nonces, platform keys, tokens.
+
+Redis in production, so that every gunicorn process and host sees the same login state; the
+database in the embedded default, so that the dev server and the tests need no Redis.
+Values are JSON. `pop` is atomic in both, which is what makes a nonce single-use.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, Protocol
+
+from redis import Redis
+from sqlalchemy import String, Text, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from lti_tool.db import Base, UTCDateTime, utcnow
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None: ...
+
+    def pop(self, key: str) -> Any:
+        """Return the value and remove it, atomically: only one caller ever gets it."""
+
+    def delete(self, key: str) -> None: ...
+
+
+class CacheEntry(Base):
+    __tablename__ = "cache_entries"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[Any] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+class RedisCache:
+    def __init__(self, client: Redis, prefix: str = "lti-tool:cache:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def get(self, key: str) -> Any:
+        raw = self.client.get(self.prefix + key)
+        return None if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        self.client.set(self.prefix + key, json.dumps(value), ex=ttl)
+
+    def pop(self, key: str) -> Any:
+        raw = self.client.getdel(self.prefix + key)
+        return None if raw is None else json.loads(raw)
+
+    def delete(self, key: str) -> None:
+        self.client.delete(self.prefix + key)
+
+
+class DatabaseCache:
+    """The cache as a table, for the embedded default (SQLite, no Redis)."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def get(self, key: str) -> Any:
+        with self.session_factory() as session:
+            entry = session.get(CacheEntry, key)
+            if entry is None or (entry.expires_at and entry.expires_at <= utcnow()):
+                return None
+            return json.loads(entry.value)
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> None:
+        expires_at = utcnow() + timedelta(seconds=ttl) if ttl else None
+        row = {"key": key, "value": json.dumps(value), "expires_at": expires_at}
+        with self.session_factory() as session:
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(CacheEntry).values(**row)
+            statement = statement.on_conflict_do_update(
+                index_elements=[CacheEntry.key],
+                set_={"value": statement.excluded.value, "expires_at": statement.excluded.expires_at},
+            )
+            session.execute(statement)
+            session.execute(delete(CacheEntry).where(CacheEntry.expires_at < utcnow()))
+            session.commit()
+
+    def pop(self, key: str) -> Any:
+        with self.session_factory() as session:
+            row = session.execute(
+                delete(CacheEntry)
+                .where(CacheEntry.key == key)
+                .returning(CacheEntry.value, CacheEntry.expires_at)
+            ).first()
+            session.commit()
+        if row is None or (row.expires_at and row.expires_at <= utcnow()):
+            return None
+        return json.loads(row.value)
+
+    def delete(self, key: str) -> None:
+        with self.session_factory() as session:
+            session.execute(delete(CacheEntry).where(CacheEntry.key == key))
+            session.commit()
+
+    def keys(self) -> list[str]:
+        with self.session_factory() as session:
+            return list(session.scalars(select(CacheEntry.key)))

@@ -1,0 +1,277 @@
+"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys.
+
+Every command exits non-zero with a one-line reason on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from lti_tool.db import transaction
+from lti_tool.services import Services
+from lti_tool.settings import SettingsError, load_settings
+
+
+def _services(**overrides) -> Services:
+    try:
+        settings = load_settings(**overrides)
+        settings.check()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return Services(settings)
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group()
+@click.version_option(package_name="lti-tool")
+def main() -> None:
+    """LTI 1.3 tool for micro-credentials."""
+
+
+# -- serving ---------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=0, type=int, help="gunicorn worker processes (0: dev server).")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the tool (gunicorn with --workers N, else the development server)."""
+    services = _services()
+    if services.settings.is_production and workers == 0:
+        workers = 4
+    _serve(services, host, port, workers)
+
+
+def _serve(services: Services, host: str, port: int, workers: int) -> None:
+    from lti_tool.app import create_app
+
+    if workers > 0:
+        from gunicorn.app.base import BaseApplication
+
+        class Gunicorn(BaseApplication):
+            def load_config(self) -> None:
+                self.cfg.set("bind", f"{host}:{port}")
+                self.cfg.set("workers", workers)
+                self.cfg.set("accesslog", "-" if not services.settings.is_production else None)
+
+            def load(self):
+                return create_app(services.settings)
+
+        Gunicorn().run()
+        return
+    app = create_app(services.settings, services)
+    app.run(host=host, port=port, debug=False, threaded=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Run the tool with its built-in demo LMS on the embedded defaults."""
+    import os
+
+    base = os.environ.get("LTI_TOOL_BASE_URL") or f"http://{host}:{port}"
+    services = _services(demo=True, base_url=base)
+    if services.settings.is_production:
+        _fail("the demo cannot run in production mode")
+    from lti_tool import migrate
+    from lti_tool.demo_lms.setup import ensure_demo_platform
+
+    migrate.upgrade(services.engine)
+    with transaction(services.session_factory) as session:
+        ensure_demo_platform(session, services.settings)
+    click.echo(f"Demo LMS: {services.settings.url('/demo/')}")
+    _serve(services, host, port, 0)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run a job worker (needs LTI_TOOL_REDIS_URL)."""
+    services = _services()
+    if services.redis is None:
+        _fail("a worker needs Redis: set LTI_TOOL_REDIS_URL (without it jobs run in-process)")
+    from lti_tool.jobs import run_worker
+
+    run_worker(services, burst=burst)
+
+
+@main.command()
+def sweep() -> None:
+    """Re-enqueue every delivery still pending (safe to run at any time)."""
+    from lti_tool.jobs import sweep as run_sweep
+
+    click.echo(f"re-enqueued {run_sweep(_services())} pending deliveries")
+
+
+# -- database ------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Migrate the database to the newest version (or REVISION)."""
+    from lti_tool import migrate
+
+    services = _services()
+    try:
+        migrate.upgrade(services.engine, revision)
+    except OperationalError as exc:
+        _fail(f"cannot reach the database: {str(exc.orig).splitlines()[0]}")
+    click.echo(f"database at {revision}: {services.engine.url.render_as_string()}")
+
+
+# -- platforms -----------------------------------------------------------------------------
+@main.group()
+def platform() -> None:
+    """Platform (LMS) registrations."""
+
+
+@platform.command("add")
+@click.option("--issuer")
+@click.option("--client-id", required=True)
+@click.option("--deployment-id", "deployment_ids", multiple=True, required=True)
+@click.option("--auth-login-url")
+@click.option("--auth-token-url")
+@click.option("--key-set-url")
+@click.option("--audience")
+@click.option("--name")
+@click.option("--preset", type=click.Choice(["canvas", "moodle"]))
+@click.option("--site", help="The LMS's URL (Moodle; self-hosted Canvas).")
+def platform_add(preset, site, **given) -> None:
+    """Register a platform (LMS) and its deployment ids."""
+    from lti_tool.lti.platforms import PlatformSpec, RegistrationError, add_platform, apply_preset
+
+    deployment_ids = list(given.pop("deployment_ids"))
+    product = "other"
+    try:
+        if preset:
+            given = apply_preset(preset, site, given)
+            product = given.pop("product")
+        elif site:
+            _fail("--site goes with --preset")
+        missing = [
+            "--" + name.replace("_", "-")
+            for name in ("issuer", "auth_login_url", "auth_token_url", "key_set_url")
+            if not given.get(name)
+        ]
+        if missing:
+            _fail(f"missing {', '.join(missing)} (or use --preset canvas|moodle)")
+        spec = PlatformSpec(deployment_ids=deployment_ids, product=product, **given)
+        services = _services()
+        with transaction(services.session_factory) as session:
+            added = add_platform(session, spec)
+            summary = f"added platform {added.id}: {added.name} ({added.issuer}, client id {added.client_id}, deployments {', '.join(added.deployment_ids)})"
+    except RegistrationError as exc:
+        _fail(str(exc))
+    click.echo(summary)
+
+
+@platform.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def platform_list(as_json: bool) -> None:
+    """List registered platforms."""
+    from lti_tool.lti.platforms import list_platforms
+
+    services = _services()
+    with transaction(services.session_factory) as session:
+        rows = [
+            {
+                "id": p.id, "name": p.name, "issuer": p.issuer, "client_id": p.client_id,
+                "deployment_ids": p.deployment_ids, "auth_login_url": p.auth_login_url,
+                "auth_token_url": p.auth_token_url, "key_set_url": p.key_set_url,
+                "audience": p.audience, "product": p.product,
+            }
+            for p in list_platforms(session)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no platforms registered")
+    for row in rows:
+        click.echo(
+            f"{row['id']}\t{row['name']}\t{row['issuer']}\tclient {row['client_id']}\t"
+            f"deployments {','.join(row['deployment_ids'])}"
+        )
+
+
+@platform.command("remove")
+@click.argument("platform_id", type=int)
+def platform_remove(platform_id: int) -> None:
+    """Remove a platform registration (its users and courses go with it)."""
+    from lti_tool.lti.platforms import RegistrationError, remove_platform
+
+    services = _services()
+    try:
+        with transaction(services.session_factory) as session:
+            removed = remove_platform(session, platform_id)
+            name = removed.name
+    except RegistrationError as exc:
+        _fail(str(exc))
+    click.echo(f"removed platform {platform_id} ({name})")
+
+
+# -- keys ----------------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """The tool's signing keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new active signing key; the previous one stays published until retired."""
+    from lti_tool.lti import keys as tool_keys
+
+    services = _services()
+    with transaction(services.session_factory) as session:
+        tool_keys.active_key(session)
+        key = tool_keys.rotate(session)
+        kid = key.kid
+    click.echo(f"new active key {kid}; the previous key stays published until 'lti-tool keys retire'")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List the tool's keys and their state."""
+    from sqlalchemy import select
+
+    from lti_tool.lti.models import ToolKey
+
+    services = _services()
+    with transaction(services.session_factory) as session:
+        for key in session.scalars(select(ToolKey).order_by(ToolKey.id)):
+            state = "active" if key.active else ("retired" if key.retired_at else "published")
+            click.echo(f"{key.kid}\t{state}\tcreated {key.created_at:%Y-%m-%d %H:%M}")
+
+
+@keys.command("retire")
+@click.argument("kid")
+def keys_retire(kid: str) -> None:
+    """Stop publishing a key that no longer signs."""
+    from lti_tool.lti import keys as tool_keys
+
+    services = _services()
+    try:
+        with transaction(services.session_factory) as session:
+            tool_keys.retire(session, kid)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    click.echo(f"retired key {kid}")
+
+
+def run() -> None:  # pragma: no cover - console entry point
+    main(prog_name="lti-tool")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

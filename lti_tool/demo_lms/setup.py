@@ -1,0 +1,85 @@
+"""The demo LMS's fixed world: its registration in the tool, its key, its course and people."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from lti_tool.demo_lms.platform import INSTITUTION_ROLE, ROLE, PlatformSigner, new_private_pem
+from lti_tool.lti.models import Platform
+from lti_tool.lti.platforms import PlatformSpec, add_platform, find_platform
+from lti_tool.settings import Settings
+
+CLIENT_ID = "demo-lms-client"
+DEPLOYMENT_ID = "demo-deployment-1"
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    key: str
+    name: str
+    given_name: str
+    family_name: str
+    email: str
+    roles: tuple[str, ...]
+
+
+PEOPLE = (
+    DemoPerson("ada", "Ada Okafor", "Ada", "Okafor", "ada.okafor@demo.example",
+               (ROLE + "Instructor",)),
+    DemoPerson("lee", "Lee Marsh", "Lee", "Marsh", "lee.marsh@demo.example", (ROLE + "Learner",)),
+    DemoPerson("sam", "Sam Rivera", "Sam", "Rivera", "sam.rivera@demo.example",
+               (ROLE + "Learner",)),
+    DemoPerson("root", "Robin Admin", "Robin", "Admin", "robin.admin@demo.example",
+               (INSTITUTION_ROLE + "Administrator", ROLE + "Instructor")),
+)
+COURSE = {
+    "id": "demo-course-collab-101",
+    "label": "COLLAB-101",
+    "title": "Collaboration in Schools (demo course)",
+    "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"],
+}
+LINKS = (
+    {"id": "demo-link-module-1", "title": "Module 1: Micro-credentials"},
+)
+
+
+def person(key: str) -> DemoPerson | None:
+    return next((p for p in PEOPLE if p.key == key), None)
+
+
+def issuer(settings: Settings) -> str:
+    return settings.url("/demo")
+
+
+def signer(settings: Settings) -> PlatformSigner:
+    """The demo platform's signer; its key lives in the instance folder."""
+    path = settings.instance_dir / "demo-lms-key.pem"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(new_private_pem())
+    return PlatformSigner(issuer(settings), CLIENT_ID, DEPLOYMENT_ID, path.read_text())
+
+
+def ensure_demo_platform(session: Session, settings: Settings) -> Platform:
+    """Register the demo LMS as a platform, like an administrator would any LMS."""
+    existing = find_platform(session, issuer(settings), CLIENT_ID)
+    if existing is not None:
+        return existing
+    return add_platform(
+        session,
+        PlatformSpec(
+            issuer=issuer(settings),
+            client_id=CLIENT_ID,
+            deployment_ids=[DEPLOYMENT_ID],
+            auth_login_url=settings.url("/demo/auth"),
+            auth_token_url=settings.url("/demo/token"),
+            key_set_url=settings.url("/demo/jwks"),
+            name="Demo LMS",
+            product="demo",
+        ),
+    )

@@ -1,0 +1,72 @@
+"""The job queue: RQ on Redis in production, in-process (synchronous) in the embedded default.
+
+Jobs are thin entry points into service functions. Nothing depends on a job surviving in Redis:
+whatever must reach the outside world is a row in the database first, and `sweep` re-enqueues
+what is still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from lti_tool.services import Services
+from lti_tool.settings import load_settings
+
+log = logging.getLogger(__name__)
+QUEUE_NAME = "lti-tool"
+
+# Functions that find pending outbox rows and enqueue their delivery; filled by later packages.
+SWEEPERS: list[Callable[[Services], int]] = []
+
+_worker_services: Services | None = None
+
+
+def worker_services() -> Services:
+    """Services of a worker process, built once from the environment."""
+    global _worker_services
+    if _worker_services is None:
+        _worker_services = Services(load_settings())
+    return _worker_services
+
+
+def enqueue(services: Services, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+    """Run `func(*args)` in a worker, or right now when no Redis is configured."""
+    if services.redis is None:
+        func(*args)
+        return
+    from rq import Queue
+
+    Queue(QUEUE_NAME, connection=services.redis).enqueue(
+        func, *args, job_id=job_id, job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400
+    )
+
+
+def sweep(services: Services) -> int:
+    """Re-enqueue every pending delivery; return how many were enqueued."""
+    total = 0
+    for sweeper in SWEEPERS:
+        total += sweeper(services)
+    return total
+
+
+def health_probe(token: str) -> str:
+    """A job that proves a worker runs our code: echoes its argument with the worker's pid."""
+    return f"{token}:{os.getpid()}"
+
+
+def run_worker(services: Services, burst: bool = False) -> None:
+    """Run an RQ worker on the tool's queue (with RQ's scheduler for delayed retries)."""
+    if services.redis is None:
+        raise RuntimeError("a worker needs Redis: set LTI_TOOL_REDIS_URL")
+    from rq import Queue, Worker
+
+    global _worker_services
+    _worker_services = services
+    queue = Queue(QUEUE_NAME, connection=services.redis)
+    enqueued = sweep(services)
+    if enqueued:
+        log.info("sweep re-enqueued %d pending deliveries", enqueued)
+    Worker([queue], connection=services.redis).work(burst=burst, with_scheduler=True)

@@ -1,0 +1,56 @@
+"""Turn a validated id_token body into what the tool records (Canvas and Moodle quirks included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lti_tool.lti.launch import AGS_CLAIM, CLAIM
+from lti_tool.lti.roles import map_roles
+from lti_tool.roster.service import CourseInfo, LinkInfo, PersonInfo, Visit
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def visit_from_claims(platform_id: int, body: dict[str, Any]) -> Visit:
+    roles = body.get(CLAIM + "roles") or []
+    if not isinstance(roles, list):
+        roles = [roles]
+    person = None
+    if body.get("sub"):
+        person = PersonInfo(
+            subject=str(body["sub"]),
+            name=_text(body.get("name")),
+            given_name=_text(body.get("given_name")),
+            family_name=_text(body.get("family_name")),
+            email=_text(body.get("email")),
+        )
+    context = body.get(CLAIM + "context") or {}
+    course = None
+    if isinstance(context, dict) and context.get("id"):
+        course = CourseInfo(
+            context_id=str(context["id"]),
+            title=_text(context.get("title")),
+            label=_text(context.get("label")),
+        )
+    link_claim = body.get(CLAIM + "resource_link") or {}
+    link = None
+    if isinstance(link_claim, dict) and link_claim.get("id"):
+        ags = body.get(AGS_CLAIM) or {}
+        custom = body.get(CLAIM + "custom") or {}
+        link = LinkInfo(
+            link_id=str(link_claim["id"]),
+            title=_text(link_claim.get("title")),
+            lineitem_url=ags.get("lineitem") if isinstance(ags, dict) else None,
+            custom=custom if isinstance(custom, dict) else {},
+        )
+    return Visit(
+        platform_id=platform_id,
+        deployment_id=str(body.get(CLAIM + "deployment_id", "")),
+        person=person,
+        course=course,
+        link=link,
+        role=map_roles(roles),
+        lti_roles=[r for r in roles if isinstance(r, str)],
+    )

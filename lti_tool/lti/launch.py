@@ -1,0 +1,388 @@
+"""OIDC login and launch validation on top of pylti1p3, with the checks it leaves to us.
+
+pylti1p3 decodes the id_token without checking its audience, keeps nonces reusable, accepts a
+missing state cookie only through its own session, and does not refetch a platform's keys on
+an unknown `kid`. This module closes each of those gaps and names the reason for every refusal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import requests
+from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
+from pylti1p3.exception import LtiException, OIDCException
+
+from lti_tool.cache import Cache
+from lti_tool.lti.adapters import CacheLaunchDataStorage, DatabaseToolConf
+from lti_tool.lti.errors import LaunchRefused, refuse
+
+log = logging.getLogger(__name__)
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+SUPPORTED_MESSAGE_TYPES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
+ALLOWED_ALGS = ("RS256", "RS384", "RS512")
+LOGIN_STATE_TTL = 600
+RETRY_PARAMS = (
+    "iss", "login_hint", "target_link_uri", "lti_message_hint", "lti_deployment_id", "client_id",
+)
+KEYSET_TTL = 3600
+HTTP_TIMEOUT = 10
+
+
+@dataclass
+class LoginStart:
+    """What the login step decided: where to send the browser and what to remember."""
+
+    redirect_url: str
+    state: str
+    nonce: str
+    storage_target: str | None
+    auth_origin: str
+    cookie_headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def state_key(state: str) -> str:
+    return "login-state:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+def start_login(
+    tool_conf: DatabaseToolConf, cache: Cache, launch_url: str, params: dict[str, str]
+) -> tuple[LoginStart, Any]:
+    """Validate a third-party-initiated login and prepare the redirect to the platform.
+
+    Returns the decision and the Flask response carrying the state cookie.
+    """
+    if not params.get("iss"):
+        raise refuse("missing_issuer", "The login request does not say which platform it is from (no iss).")
+    if not params.get("login_hint"):
+        raise refuse("missing_login_hint", "The login request has no login_hint.")
+    target = params.get("target_link_uri")
+    if target and urlsplit(target).netloc and urlsplit(target).netloc != urlsplit(launch_url).netloc:
+        raise refuse(
+            "foreign_target_link",
+            f"The platform asked to launch {target}, which is not this tool.",
+        )
+    request = FlaskRequest(request_data=params)
+    storage = CacheLaunchDataStorage(cache)
+    login = FlaskOIDCLogin(request, tool_conf, launch_data_storage=storage)
+    try:
+        redirect = login.get_redirect_object(launch_url)
+    except OIDCException as exc:
+        client = params.get("client_id") or "(none given)"
+        raise refuse(
+            "unknown_platform",
+            f"No platform is registered with issuer {params['iss']} and client id {client}. "
+            f"An administrator registers it with 'lti-tool platform add'. ({exc})",
+            status=403,
+        ) from exc
+    url = redirect.get_redirect_url()
+    query = parse_qs(urlsplit(url).query)
+    state, nonce = query["state"][0], query["nonce"][0]
+    platform = tool_conf.platform
+    assert platform is not None
+    storage_target = params.get("lti_storage_target") or None
+    binding_secret = secrets.token_urlsafe(24)
+    cache.set(
+        state_key(state),
+        {
+            "nonce": nonce,
+            "iss": platform.issuer,
+            "client_id": platform.client_id,
+            "storage_target": storage_target,
+            "binding_hash": hashlib.sha256(binding_secret.encode()).hexdigest(),
+            "login_params": {k: v for k, v in params.items() if k in RETRY_PARAMS},
+        },
+        LOGIN_STATE_TTL,
+    )
+    auth = urlsplit(platform.auth_login_url)
+    decision = LoginStart(
+        redirect_url=url,
+        state=state,
+        nonce=nonce,
+        storage_target=storage_target,
+        auth_origin=f"{auth.scheme}://{auth.netloc}",
+    )
+    decision.binding_secret = binding_secret  # type: ignore[attr-defined]
+    return decision, redirect.do_redirect()
+
+
+class ToolMessageLaunch(FlaskMessageLaunch):
+    """pylti1p3's launch with strict checks of signature, audience, time, nonce and state."""
+
+    def __init__(self, request, tool_conf: DatabaseToolConf, cache: Cache, clock_skew: int,
+                 http: requests.Session | None = None, storage_secret: str | None = None):
+        self.cache = cache
+        self.clock_skew = clock_skew
+        self.storage_secret = storage_secret
+        self.login_state: dict[str, Any] | None = None
+        storage = CacheLaunchDataStorage(cache)
+        super().__init__(request, tool_conf, launch_data_storage=storage, requests_session=http)
+        self.storage = storage
+        self.set_public_key_caching(storage, KEYSET_TTL)
+
+    # -- state: server-side record bound to the browser by a cookie or platform storage --
+    def validate_state(self):
+        state = self._get_request_param("state")
+        if not state:
+            raise refuse("missing_state", "The launch has no state: start it again from the LMS.")
+        record = self.cache.pop(state_key(state))
+        if record is None:
+            raise refuse(
+                "state_not_found",
+                "This launch does not match a login of this tool (it expired, was already "
+                "used, or was started elsewhere). Start it again from the LMS.",
+            )
+        self.login_state = record
+        cookie = self._cookie_service.get_cookie(state)
+        if cookie is not None:
+            if cookie != state:
+                raise refuse("state_mismatch", "The launch state does not match this browser's login.")
+            return self
+        if self.storage_secret is not None:
+            digest = hashlib.sha256(self.storage_secret.encode()).hexdigest()
+            if not secrets.compare_digest(digest, record.get("binding_hash", "")):
+                raise refuse("state_mismatch", "The launch state does not match this browser's login.")
+            return self
+        if record.get("storage_target"):
+            raise NeedsPlatformStorage(record, state)
+        blocked = refuse(
+            "cookies_blocked",
+            "Your browser did not send back the cookie this tool set at login, so the launch "
+            "cannot be tied to you. Open the tool in a new window, or allow cookies for this site.",
+        )
+        blocked.retry_params = record.get("login_params") or {}  # type: ignore[attr-defined]
+        raise blocked
+
+    # -- nonce: single use --
+    def validate_nonce(self):
+        nonce = self._get_jwt_body().get("nonce")
+        if not nonce:
+            raise refuse("missing_nonce", "The id_token has no nonce.")
+        if self.storage.pop_value(f"lti1p3-nonce-{nonce}") is None:
+            raise refuse("replayed_nonce", "This launch was already used (its nonce was seen before).")
+        if self.login_state and self.login_state.get("nonce") != nonce:
+            raise refuse("nonce_mismatch", "The id_token's nonce is not the one this login issued.")
+        return self
+
+    # -- registration: issuer and audience must be those of the login --
+    def validate_registration(self):
+        body = self._get_jwt_body()
+        iss = body.get("iss")
+        if not iss:
+            raise refuse("missing_issuer", "The id_token has no issuer (iss).")
+        if self.login_state and iss != self.login_state["iss"]:
+            raise refuse(
+                "wrong_issuer",
+                f"The id_token was issued by {iss}, but the login came from {self.login_state['iss']}.",
+                status=401,
+            )
+        aud = body.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        expected = self.login_state["client_id"] if self.login_state else None
+        if expected and expected not in audiences:
+            raise refuse(
+                "wrong_audience",
+                f"The id_token is meant for {aud!r}, not this tool's client id {expected}.",
+                status=401,
+            )
+        if len(audiences) > 1 and body.get("azp") != expected:
+            raise refuse("wrong_audience", "The id_token has several audiences and no matching azp.", 401)
+        registration = self._tool_config.find_registration_by_params(iss, expected or audiences[0])
+        if registration is None:
+            raise refuse(
+                "unknown_platform",
+                f"No platform is registered with issuer {iss} and client id {expected or aud}.",
+                status=403,
+            )
+        self._registration = registration
+        return self
+
+    def get_client_id(self) -> str:
+        if self.login_state:
+            return self.login_state["client_id"]
+        return super().get_client_id()
+
+    # -- signature: allow-listed algorithms, the platform's key, audience, times --
+    def validate_jwt_signature(self):
+        header = self._jwt.get("header", {})
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGS:
+            raise refuse(
+                "bad_algorithm",
+                f"The id_token is signed with {alg!r}; only {', '.join(ALLOWED_ALGS)} are accepted.",
+                status=401,
+            )
+        if not header.get("kid"):
+            raise refuse("unknown_kid", "The id_token header names no key (kid).", status=401)
+        public_key = self._public_key_for(header["kid"], alg)
+        body = self._get_jwt_body()
+        try:
+            jwt.decode(
+                self._get_id_token(),
+                public_key,
+                algorithms=[alg],
+                audience=self.get_client_id(),
+                issuer=body.get("iss"),
+                leeway=self.clock_skew,
+                options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise refuse("expired", "The id_token has expired: start the launch again.", 401) from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise refuse("issued_in_future", "The id_token is dated in the future (check clocks).", 401) from exc
+        except jwt.InvalidAudienceError as exc:
+            raise refuse("wrong_audience", "The id_token is not meant for this tool.", 401) from exc
+        except jwt.InvalidIssuerError as exc:
+            raise refuse("wrong_issuer", "The id_token's issuer does not match.", 401) from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise refuse("missing_claim", f"The id_token lacks a required claim: {exc}", 401) from exc
+        except jwt.InvalidSignatureError as exc:
+            raise refuse(
+                "bad_signature",
+                "The id_token's signature does not verify with the platform's published key.",
+                401,
+            ) from exc
+        except jwt.InvalidTokenError as exc:
+            raise refuse("invalid_token", f"The id_token is not valid: {exc}", 401) from exc
+        iat = body.get("iat")
+        if isinstance(iat, int | float) and iat > time.time() + self.clock_skew:
+            raise refuse("issued_in_future", "The id_token is dated in the future (check clocks).", 401)
+        return self
+
+    def _public_key_for(self, kid: str, alg: str):
+        assert self._registration is not None
+        url = self._registration.get_key_set_url()
+        cache_key = "platform-jwks:" + hashlib.sha256(url.encode()).hexdigest()
+        keyset = self.cache.get(cache_key)
+        fresh = False
+        if keyset is None:
+            keyset, fresh = self._fetch_keyset(url), True
+            self.cache.set(cache_key, keyset, KEYSET_TTL)
+        key = _find_key(keyset, kid)
+        if key is None and not fresh:
+            # The platform may have rotated its keys since we cached them: refetch once.
+            keyset = self._fetch_keyset(url)
+            self.cache.set(cache_key, keyset, KEYSET_TTL)
+            key = _find_key(keyset, kid)
+        if key is None:
+            raise refuse(
+                "unknown_kid",
+                f"The platform's published keys ({url}) have no key with kid {kid!r}.",
+                status=401,
+            )
+        if key.get("alg") and key["alg"] != alg:
+            raise refuse("bad_algorithm", f"Key {kid} is for {key['alg']}, not {alg}.", 401)
+        try:
+            return jwt.PyJWK.from_dict({**key, "alg": alg}).key
+        except jwt.PyJWTError as exc:
+            raise refuse("unknown_kid", f"The platform key {kid} cannot be read: {exc}", 401) from exc
+
+    def _fetch_keyset(self, url: str) -> dict:
+        try:
+            response = self._requests_session.get(url, timeout=HTTP_TIMEOUT)
+            response.raise_for_status()
+            keyset = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise refuse(
+                "platform_keys_unavailable",
+                f"The platform's public keys could not be fetched from {url}: {exc}",
+                status=502,
+            ) from exc
+        if not isinstance(keyset, dict) or not isinstance(keyset.get("keys"), list):
+            raise refuse("platform_keys_unavailable", f"{url} did not return a JSON Web Key Set.", 502)
+        return keyset
+
+    # -- deployment and message --
+    def validate_deployment(self):
+        deployment_id = self._get_jwt_body().get(CLAIM + "deployment_id")
+        if not deployment_id:
+            raise refuse("missing_deployment", "The launch names no deployment.")
+        try:
+            super().validate_deployment()
+        except LtiException as exc:
+            raise refuse(
+                "unknown_deployment",
+                f"Deployment {deployment_id} is not registered for this platform. An "
+                "administrator adds it with 'lti-tool platform add' or the registration page.",
+                status=403,
+            ) from exc
+        return self
+
+    def validate_message(self):
+        body = self._get_jwt_body()
+        message_type = body.get(CLAIM + "message_type")
+        if not message_type:
+            raise refuse("missing_message_type", "The launch does not say what kind of message it is.")
+        if message_type not in SUPPORTED_MESSAGE_TYPES:
+            raise refuse(
+                "unsupported_message_type",
+                f"This tool does not handle {message_type} messages.",
+            )
+        version = body.get(CLAIM + "version")
+        if version != "1.3.0":
+            raise refuse("unsupported_version", f"LTI version {version!r} is not supported (1.3.0 is).")
+        if message_type == "LtiResourceLinkRequest":
+            if not body.get("sub"):
+                raise refuse("missing_sub", "The launch does not identify the user (no sub).")
+            if not (body.get(CLAIM + "resource_link") or {}).get("id"):
+                raise refuse("missing_resource_link", "The launch has no resource link id.")
+        try:
+            super().validate_message()
+        except LtiException as exc:
+            raise refuse("invalid_message", f"The launch message is incomplete: {exc}") from exc
+        return self
+
+
+class NeedsPlatformStorage(Exception):  # noqa: N818 - a signal, not an error
+    """The state cookie is missing but the platform offers storage: check state there."""
+
+    def __init__(self, record: dict[str, Any], state: str) -> None:
+        super().__init__("state must be checked through platform storage")
+        self.record = record
+        self.state = state
+
+
+def _find_key(keyset: dict, kid: str) -> dict | None:
+    return next((k for k in keyset.get("keys", []) if k.get("kid") == kid), None)
+
+
+def validate_launch(
+    form: dict[str, str],
+    cookies: dict[str, str],
+    is_secure: bool,
+    tool_conf: DatabaseToolConf,
+    cache: Cache,
+    clock_skew: int,
+    http: requests.Session | None = None,
+    storage_secret: str | None = None,
+) -> ToolMessageLaunch:
+    """Validate a launch POST; raise LaunchRefused with the reason, or return the launch."""
+    if not form.get("id_token"):
+        error = form.get("error")
+        if error:
+            description = form.get("error_description", "")
+            raise refuse("platform_error", f"The platform refused the login: {error} {description}")
+        raise refuse("missing_id_token", "The launch carries no id_token.")
+    request = FlaskRequest(cookies=cookies, request_data=form, request_is_secure=is_secure)
+    launch = ToolMessageLaunch(request, tool_conf, cache, clock_skew, http, storage_secret)
+    try:
+        launch.validate()
+    except (LaunchRefused, NeedsPlatformStorage):
+        raise
+    except LtiException as exc:
+        raise refuse("invalid_launch", f"The launch is not valid: {exc}") from exc
+    except Exception as exc:  # pylti1p3 raises bare Exception for some registration errors
+        log.exception("unexpected launch validation error")
+        raise refuse("invalid_launch", f"The launch could not be validated: {exc}") from exc
+    return launch

@@ -1,0 +1,133 @@
+"""HTTP endpoints of the LMS edge (contract): login, launch, JWKS, Canvas configuration."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+
+from lti_tool.db import transaction
+from lti_tool.lti import keys
+from lti_tool.lti.adapters import DatabaseToolConf
+from lti_tool.lti.canvas import canvas_configuration
+from lti_tool.lti.claims import visit_from_claims
+from lti_tool.lti.errors import LaunchRefused
+from lti_tool.lti.launch import (
+    CLAIM,
+    LOGIN_STATE_TTL,
+    NeedsPlatformStorage,
+    start_login,
+    state_key,
+    validate_launch,
+)
+from lti_tool.lti.platforms import find_platform
+from lti_tool.roster.service import record_visit
+from lti_tool.web import db, services
+from lti_tool.web.identity import Identity, sign_in
+
+blueprint = Blueprint("lti", __name__)
+log = logging.getLogger(__name__)
+
+
+def launch_url() -> str:
+    return services().settings.url("/lti/launch")
+
+
+def _params() -> dict[str, str]:
+    source = request.form if request.method == "POST" else request.args
+    return {key: value for key, value in source.items()}
+
+
+@blueprint.route("/lti/login", methods=["GET", "POST"])
+def login():
+    svc = services()
+    params = _params()
+    decision, response = start_login(DatabaseToolConf(svc.session_factory), svc.cache, launch_url(), params)
+    log.info("login started", extra={"issuer": params.get("iss"), "client_id": params.get("client_id")})
+    if decision.storage_target:
+        # The platform offers storage (postMessage): keep the state there too, so the launch
+        # can be tied to this browser even where the tool's cookie is blocked.
+        page = render_template(
+            "lti/platform_storage_login.html",
+            target=decision.storage_target,
+            origin=decision.auth_origin,
+            state=decision.state,
+            secret=decision.binding_secret,
+            redirect_url=decision.redirect_url,
+        )
+        response.set_data(page)
+        response.status_code = 200
+        response.headers.pop("Location", None)
+        response.mimetype = "text/html"
+    return response
+
+
+@blueprint.route("/lti/launch", methods=["POST"])
+def launch():
+    svc = services()
+    form = _params()
+    tool_conf = DatabaseToolConf(svc.session_factory)
+    try:
+        message = validate_launch(
+            form, dict(request.cookies), svc.settings.uses_https, tool_conf, svc.cache,
+            svc.settings.clock_skew_seconds, http=svc.settings.extra.get("http"),
+            storage_secret=form.get("lti_storage_secret"),
+        )
+    except NeedsPlatformStorage as pending:
+        # Put the state back, for the second leg, and let the page fetch the secret from
+        # the platform's storage and post the launch again with it.
+        svc.cache.set(state_key(pending.state), pending.record, LOGIN_STATE_TTL)
+        return render_template(
+            "lti/platform_storage_launch.html",
+            target=pending.record["storage_target"],
+            origin=_origin_of(tool_conf, pending.record),
+            state=pending.state,
+            fields=form,
+        )
+    except LaunchRefused as refused:
+        retry = getattr(refused, "retry_params", None)
+        if retry:
+            refused.retry_url = url_for("lti.login") + "?" + urlencode(retry)
+        raise
+    body = message.get_launch_data()
+    platform = tool_conf.platform
+    assert platform is not None
+    visit = visit_from_claims(platform.id, body)
+    with transaction(svc.session_factory) as session:
+        recorded = record_visit(session, visit)
+    token = sign_in(
+        Identity(
+            platform_id=platform.id,
+            user_id=recorded.user_id,
+            course_id=recorded.course_id,
+            resource_link_id=recorded.resource_link_id,
+            role=recorded.role,
+            launch_id=message.get_launch_id(),
+            message_type=body.get(CLAIM + "message_type", ""),
+        )
+    )
+    return redirect(url_for("pages.home", lt=token), code=303)
+
+
+def _origin_of(tool_conf: DatabaseToolConf, record: dict) -> str:
+    with tool_conf.session_factory() as session:
+        platform = find_platform(session, record["iss"], record["client_id"])
+        url = urlsplit(platform.auth_login_url if platform else record["iss"])
+    return f"{url.scheme}://{url.netloc}"
+
+
+@blueprint.route("/lti/jwks")
+@blueprint.route("/.well-known/jwks.json")
+def jwks():
+    session = db()
+    body = keys.jwks(session)
+    session.commit()
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@blueprint.route("/lti/canvas.json")
+def canvas_json():
+    return jsonify(canvas_configuration(services().settings))

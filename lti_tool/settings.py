@@ -1,0 +1,131 @@
+"""Typed settings: environment variables LTI_TOOL_* over config/defaults.toml.
+
+One place decides every setting so that the CLI, the web app, the worker and the tests agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
+DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
+ENV_PREFIX = "LTI_TOOL_"
+DEFAULT_SECRET_KEY = "insecure-development-key-change-me"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    base_url: str = "http://127.0.0.1:5000"
+    instance_path: str = "instance"
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = DEFAULT_SECRET_KEY
+    demo: bool = False
+    trusted_proxies: int = 0
+    clock_skew_seconds: int = 60
+    log_format: str = ""
+    tool_name: str = "Micro-credentials"
+    # Not read from the environment: set by tests that need a different HTTP session.
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def instance_dir(self) -> Path:
+        return Path(self.instance_path).resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.instance_dir / 'lti_tool.sqlite3'}"
+
+    @property
+    def public_url(self) -> str:
+        return self.base_url.rstrip("/")
+
+    @property
+    def uses_https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def url(self, path: str) -> str:
+        """Absolute public URL of a path of this tool."""
+        return self.public_url + "/" + path.lstrip("/")
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def check(self) -> None:
+        """Refuse settings that would be unsafe or cannot work; say what to set."""
+        if self.env not in ("development", "production"):
+            raise SettingsError(
+                f"LTI_TOOL_ENV must be 'development' or 'production', not {self.env!r}"
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"LTI_TOOL_BASE_URL must start with http:// or https://, not {self.base_url!r}"
+            )
+        if self.is_production:
+            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+                raise SettingsError(
+                    "production needs a secret: set LTI_TOOL_SECRET_KEY to a random value of "
+                    "at least 32 characters (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')"
+                )
+            if self.resolved_database_url.startswith("sqlite"):
+                raise SettingsError(
+                    "production needs PostgreSQL: set LTI_TOOL_DATABASE_URL, for example "
+                    "postgresql+psycopg://user:password@host/dbname"
+                )
+            if self.demo:
+                raise SettingsError("the demo LMS cannot run in production: unset LTI_TOOL_DEMO")
+
+
+def _coerce(raw: str, kind: type, name: str) -> object:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be true or false, not {raw!r}")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()} must be a whole number, not {raw!r}"
+            ) from None
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from config/defaults.toml, then LTI_TOOL_* variables, then explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    if DEFAULTS_FILE.exists():
+        with DEFAULTS_FILE.open("rb") as handle:
+            values.update(tomllib.load(handle))
+    types = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+    kinds = {"bool": bool, "int": int, "str": str}
+    for name, type_name in types.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(raw, kinds.get(str(type_name), str), name)
+    values.update(overrides)
+    unknown = set(values) - set(types) - {"extra"}
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in config: {', '.join(sorted(unknown))}")
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,49 @@
+"""Who is using the tool after a launch: kept in the session cookie, or in a signed token.
+
+Inside an LMS iframe the browser may refuse the tool's cookie; links then carry a short-lived
+signed token (`lt`) instead, so the person stays signed in without a cookie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from flask import current_app, request, session
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+TOKEN_PARAM = "lt"
+TOKEN_MAX_AGE = 8 * 3600
+
+
+@dataclass
+class Identity:
+    platform_id: int
+    user_id: int | None
+    course_id: int | None
+    resource_link_id: int | None
+    role: str
+    launch_id: str
+    message_type: str
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="lti-identity")
+
+
+def sign_in(identity: Identity) -> str:
+    """Remember the identity in the session; return a token for cookie-less links."""
+    data = asdict(identity)
+    session.clear()
+    session["identity"] = data
+    return _serializer().dumps(data)
+
+
+def current_identity() -> Identity | None:
+    token = request.args.get(TOKEN_PARAM) or request.form.get(TOKEN_PARAM)
+    if token:
+        try:
+            return Identity(**_serializer().loads(token, max_age=TOKEN_MAX_AGE))
+        except (BadSignature, TypeError):
+            return None
+    data = session.get("identity")
+    return Identity(**data) if data else None
