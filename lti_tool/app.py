@@ -105,13 +105,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.errorhandler(LaunchRefused)
     def _launch_refused(exc: LaunchRefused):
         log.warning(
-            "launch refused: %s", exc.message,
+            "launch refused: %s",
+            exc.message,
             extra={"reason": exc.reason, "path": request.path, "status": exc.status},
         )
         return (
             render_template(
-                "error.html", title="This launch could not be accepted", message=exc.message,
-                reason=exc.reason, status=exc.status, retry_url=exc.retry_url,
+                "error.html",
+                title="This launch could not be accepted",
+                message=exc.message,
+                reason=exc.reason,
+                status=exc.status,
+                retry_url=exc.retry_url,
             ),
             exc.status,
         )

@@ -81,7 +81,10 @@ class DatabaseCache:
             statement = insert(CacheEntry).values(**row)
             statement = statement.on_conflict_do_update(
                 index_elements=[CacheEntry.key],
-                set_={"value": statement.excluded.value, "expires_at": statement.excluded.expires_at},
+                set_={
+                    "value": statement.excluded.value,
+                    "expires_at": statement.excluded.expires_at,
+                },
             )
             session.execute(statement)
             session.execute(delete(CacheEntry).where(CacheEntry.expires_at < utcnow()))

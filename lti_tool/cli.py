@@ -170,7 +170,10 @@ def platform_add(preset, site, **given) -> None:
         services = _services()
         with transaction(services.session_factory) as session:
             added = add_platform(session, spec)
-            summary = f"added platform {added.id}: {added.name} ({added.issuer}, client id {added.client_id}, deployments {', '.join(added.deployment_ids)})"
+            summary = (
+                f"added platform {added.id}: {added.name} ({added.issuer}, client id "
+                f"{added.client_id}, deployments {', '.join(added.deployment_ids)})"
+            )
     except RegistrationError as exc:
         _fail(str(exc))
     click.echo(summary)
@@ -186,10 +189,16 @@ def platform_list(as_json: bool) -> None:
     with transaction(services.session_factory) as session:
         rows = [
             {
-                "id": p.id, "name": p.name, "issuer": p.issuer, "client_id": p.client_id,
-                "deployment_ids": p.deployment_ids, "auth_login_url": p.auth_login_url,
-                "auth_token_url": p.auth_token_url, "key_set_url": p.key_set_url,
-                "audience": p.audience, "product": p.product,
+                "id": p.id,
+                "name": p.name,
+                "issuer": p.issuer,
+                "client_id": p.client_id,
+                "deployment_ids": p.deployment_ids,
+                "auth_login_url": p.auth_login_url,
+                "auth_token_url": p.auth_token_url,
+                "key_set_url": p.key_set_url,
+                "audience": p.audience,
+                "product": p.product,
             }
             for p in list_platforms(session)
         ]
@@ -237,7 +246,9 @@ def keys_rotate() -> None:
         tool_keys.active_key(session)
         key = tool_keys.rotate(session)
         kid = key.kid
-    click.echo(f"new active key {kid}; the previous key stays published until 'lti-tool keys retire'")
+    click.echo(
+        f"new active key {kid}; the previous key stays published until 'lti-tool keys retire'"
+    )
 
 
 @keys.command("list")

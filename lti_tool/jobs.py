@@ -32,7 +32,9 @@ def worker_services() -> Services:
     return _worker_services
 
 
-def enqueue(services: Services, func: Callable[..., Any], *args: Any, job_id: str | None = None) -> None:
+def enqueue(
+    services: Services, func: Callable[..., Any], *args: Any, job_id: str | None = None
+) -> None:
     """Run `func(*args)` in a worker, or right now when no Redis is configured."""
     if services.redis is None:
         func(*args)

@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
 DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
 ENV_PREFIX = "LTI_TOOL_"
-DEFAULT_SECRET_KEY = "insecure-development-key-change-me"
+DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
 
 
 class SettingsError(ValueError):

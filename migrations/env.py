@@ -19,8 +19,11 @@ def database_url() -> str:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=database_url(), target_metadata=target_metadata, literal_binds=True,
-        render_as_batch=True, compare_type=True,
+        url=database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -40,8 +43,10 @@ def run_migrations_online() -> None:
 
 def _run(connection) -> None:
     context.configure(
-        connection=connection, target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite", compare_type=True,
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -46,10 +46,17 @@ class PlatformSigner:
         public.update({"kid": self.kid, "alg": "RS256", "use": "sig"})
         return {"keys": [public]}
 
-    def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None,
-             algorithm: str = "RS256") -> str:
+    def sign(
+        self,
+        claims: dict[str, Any],
+        headers: dict[str, Any] | None = None,
+        algorithm: str = "RS256",
+    ) -> str:
         return jwt.encode(
-            claims, self.private_pem, algorithm=algorithm, headers={"kid": self.kid, **(headers or {})}
+            claims,
+            self.private_pem,
+            algorithm=algorithm,
+            headers={"kid": self.kid, **(headers or {})},
         )
 
     def launch_claims(

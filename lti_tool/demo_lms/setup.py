@@ -27,13 +27,21 @@ class DemoPerson:
 
 
 PEOPLE = (
-    DemoPerson("ada", "Ada Okafor", "Ada", "Okafor", "ada.okafor@demo.example",
-               (ROLE + "Instructor",)),
+    DemoPerson(
+        "ada", "Ada Okafor", "Ada", "Okafor", "ada.okafor@demo.example", (ROLE + "Instructor",)
+    ),
     DemoPerson("lee", "Lee Marsh", "Lee", "Marsh", "lee.marsh@demo.example", (ROLE + "Learner",)),
-    DemoPerson("sam", "Sam Rivera", "Sam", "Rivera", "sam.rivera@demo.example",
-               (ROLE + "Learner",)),
-    DemoPerson("root", "Robin Admin", "Robin", "Admin", "robin.admin@demo.example",
-               (INSTITUTION_ROLE + "Administrator", ROLE + "Instructor")),
+    DemoPerson(
+        "sam", "Sam Rivera", "Sam", "Rivera", "sam.rivera@demo.example", (ROLE + "Learner",)
+    ),
+    DemoPerson(
+        "root",
+        "Robin Admin",
+        "Robin",
+        "Admin",
+        "robin.admin@demo.example",
+        (INSTITUTION_ROLE + "Administrator", ROLE + "Instructor"),
+    ),
 )
 COURSE = {
     "id": "demo-course-collab-101",
@@ -41,9 +49,7 @@ COURSE = {
     "title": "Collaboration in Schools (demo course)",
     "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"],
 }
-LINKS = (
-    {"id": "demo-link-module-1", "title": "Module 1: Micro-credentials"},
-)
+LINKS = ({"id": "demo-link-module-1", "title": "Module 1: Micro-credentials"},)
 
 
 def person(key: str) -> DemoPerson | None:

@@ -76,7 +76,9 @@ def auth():
         },
     )
     claims["https://purl.imsglobal.org/spec/lti/claim/tool_platform"] = {
-        "guid": "demo-lms", "name": "Demo LMS", "product_family_code": "demo-lms",
+        "guid": "demo-lms",
+        "name": "Demo LMS",
+        "product_family_code": "demo-lms",
     }
     claims["iat"] = int(time.time())
     return render_template(

@@ -34,7 +34,12 @@ SUPPORTED_MESSAGE_TYPES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
 ALLOWED_ALGS = ("RS256", "RS384", "RS512")
 LOGIN_STATE_TTL = 600
 RETRY_PARAMS = (
-    "iss", "login_hint", "target_link_uri", "lti_message_hint", "lti_deployment_id", "client_id",
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "lti_deployment_id",
+    "client_id",
 )
 KEYSET_TTL = 3600
 HTTP_TIMEOUT = 10
@@ -64,11 +69,17 @@ def start_login(
     Returns the decision and the Flask response carrying the state cookie.
     """
     if not params.get("iss"):
-        raise refuse("missing_issuer", "The login request does not say which platform it is from (no iss).")
+        raise refuse(
+            "missing_issuer", "The login request does not say which platform it is from (no iss)."
+        )
     if not params.get("login_hint"):
         raise refuse("missing_login_hint", "The login request has no login_hint.")
     target = params.get("target_link_uri")
-    if target and urlsplit(target).netloc and urlsplit(target).netloc != urlsplit(launch_url).netloc:
+    if (
+        target
+        and urlsplit(target).netloc
+        and urlsplit(target).netloc != urlsplit(launch_url).netloc
+    ):
         raise refuse(
             "foreign_target_link",
             f"The platform asked to launch {target}, which is not this tool.",
@@ -120,8 +131,15 @@ def start_login(
 class ToolMessageLaunch(FlaskMessageLaunch):
     """pylti1p3's launch with strict checks of signature, audience, time, nonce and state."""
 
-    def __init__(self, request, tool_conf: DatabaseToolConf, cache: Cache, clock_skew: int,
-                 http: requests.Session | None = None, storage_secret: str | None = None):
+    def __init__(
+        self,
+        request,
+        tool_conf: DatabaseToolConf,
+        cache: Cache,
+        clock_skew: int,
+        http: requests.Session | None = None,
+        storage_secret: str | None = None,
+    ):
         self.cache = cache
         self.clock_skew = clock_skew
         self.storage_secret = storage_secret
@@ -147,12 +165,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         cookie = self._cookie_service.get_cookie(state)
         if cookie is not None:
             if cookie != state:
-                raise refuse("state_mismatch", "The launch state does not match this browser's login.")
+                raise refuse(
+                    "state_mismatch", "The launch state does not match this browser's login."
+                )
             return self
         if self.storage_secret is not None:
             digest = hashlib.sha256(self.storage_secret.encode()).hexdigest()
             if not secrets.compare_digest(digest, record.get("binding_hash", "")):
-                raise refuse("state_mismatch", "The launch state does not match this browser's login.")
+                raise refuse(
+                    "state_mismatch", "The launch state does not match this browser's login."
+                )
             return self
         if record.get("storage_target"):
             raise NeedsPlatformStorage(record, state)
@@ -170,7 +192,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not nonce:
             raise refuse("missing_nonce", "The id_token has no nonce.")
         if self.storage.pop_value(f"lti1p3-nonce-{nonce}") is None:
-            raise refuse("replayed_nonce", "This launch was already used (its nonce was seen before).")
+            raise refuse(
+                "replayed_nonce", "This launch was already used (its nonce was seen before)."
+            )
         if self.login_state and self.login_state.get("nonce") != nonce:
             raise refuse("nonce_mismatch", "The id_token's nonce is not the one this login issued.")
         return self
@@ -184,7 +208,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if self.login_state and iss != self.login_state["iss"]:
             raise refuse(
                 "wrong_issuer",
-                f"The id_token was issued by {iss}, but the login came from {self.login_state['iss']}.",
+                f"The id_token was issued by {iss}, but the login came from "
+                f"{self.login_state['iss']}.",
                 status=401,
             )
         aud = body.get("aud")
@@ -197,7 +222,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 status=401,
             )
         if len(audiences) > 1 and body.get("azp") != expected:
-            raise refuse("wrong_audience", "The id_token has several audiences and no matching azp.", 401)
+            raise refuse(
+                "wrong_audience", "The id_token has several audiences and no matching azp.", 401
+            )
         registration = self._tool_config.find_registration_by_params(iss, expected or audiences[0])
         if registration is None:
             raise refuse(
@@ -220,7 +247,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if alg not in ALLOWED_ALGS:
             raise refuse(
                 "bad_algorithm",
-                f"The id_token is signed with {alg!r}; only {', '.join(ALLOWED_ALGS)} are accepted.",
+                f"The id_token is signed with {alg!r}; "
+                f"only {', '.join(ALLOWED_ALGS)} are accepted.",
                 status=401,
             )
         if not header.get("kid"):
@@ -238,15 +266,21 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise refuse("expired", "The id_token has expired: start the launch again.", 401) from exc
+            raise refuse(
+                "expired", "The id_token has expired: start the launch again.", 401
+            ) from exc
         except jwt.ImmatureSignatureError as exc:
-            raise refuse("issued_in_future", "The id_token is dated in the future (check clocks).", 401) from exc
+            raise refuse(
+                "issued_in_future", "The id_token is dated in the future (check clocks).", 401
+            ) from exc
         except jwt.InvalidAudienceError as exc:
             raise refuse("wrong_audience", "The id_token is not meant for this tool.", 401) from exc
         except jwt.InvalidIssuerError as exc:
             raise refuse("wrong_issuer", "The id_token's issuer does not match.", 401) from exc
         except jwt.MissingRequiredClaimError as exc:
-            raise refuse("missing_claim", f"The id_token lacks a required claim: {exc}", 401) from exc
+            raise refuse(
+                "missing_claim", f"The id_token lacks a required claim: {exc}", 401
+            ) from exc
         except jwt.InvalidSignatureError as exc:
             raise refuse(
                 "bad_signature",
@@ -257,7 +291,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise refuse("invalid_token", f"The id_token is not valid: {exc}", 401) from exc
         iat = body.get("iat")
         if isinstance(iat, int | float) and iat > time.time() + self.clock_skew:
-            raise refuse("issued_in_future", "The id_token is dated in the future (check clocks).", 401)
+            raise refuse(
+                "issued_in_future", "The id_token is dated in the future (check clocks).", 401
+            )
         return self
 
     def _public_key_for(self, kid: str, alg: str):
@@ -286,7 +322,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         try:
             return jwt.PyJWK.from_dict({**key, "alg": alg}).key
         except jwt.PyJWTError as exc:
-            raise refuse("unknown_kid", f"The platform key {kid} cannot be read: {exc}", 401) from exc
+            raise refuse(
+                "unknown_kid", f"The platform key {kid} cannot be read: {exc}", 401
+            ) from exc
 
     def _fetch_keyset(self, url: str) -> dict:
         try:
@@ -300,7 +338,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 status=502,
             ) from exc
         if not isinstance(keyset, dict) or not isinstance(keyset.get("keys"), list):
-            raise refuse("platform_keys_unavailable", f"{url} did not return a JSON Web Key Set.", 502)
+            raise refuse(
+                "platform_keys_unavailable", f"{url} did not return a JSON Web Key Set.", 502
+            )
         return keyset
 
     # -- deployment and message --
@@ -323,7 +363,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         body = self._get_jwt_body()
         message_type = body.get(CLAIM + "message_type")
         if not message_type:
-            raise refuse("missing_message_type", "The launch does not say what kind of message it is.")
+            raise refuse(
+                "missing_message_type", "The launch does not say what kind of message it is."
+            )
         if message_type not in SUPPORTED_MESSAGE_TYPES:
             raise refuse(
                 "unsupported_message_type",
@@ -331,7 +373,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             )
         version = body.get(CLAIM + "version")
         if version != "1.3.0":
-            raise refuse("unsupported_version", f"LTI version {version!r} is not supported (1.3.0 is).")
+            raise refuse(
+                "unsupported_version", f"LTI version {version!r} is not supported (1.3.0 is)."
+            )
         if message_type == "LtiResourceLinkRequest":
             if not body.get("sub"):
                 raise refuse("missing_sub", "The launch does not identify the user (no sub).")

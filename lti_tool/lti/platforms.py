@@ -109,8 +109,10 @@ def add_deployment(session: Session, platform: Platform, deployment_id: str) -> 
 
 def find_platform(session: Session, issuer: str, client_id: str | None) -> Platform | None:
     """The platform for an issuer and client id (or the only one of that issuer)."""
-    query = select(Platform).where(Platform.issuer == issuer).options(
-        selectinload(Platform.deployments)
+    query = (
+        select(Platform)
+        .where(Platform.issuer == issuer)
+        .options(selectinload(Platform.deployments))
     )
     if client_id:
         return session.scalars(query.where(Platform.client_id == client_id)).first()

@@ -43,8 +43,12 @@ def _params() -> dict[str, str]:
 def login():
     svc = services()
     params = _params()
-    decision, response = start_login(DatabaseToolConf(svc.session_factory), svc.cache, launch_url(), params)
-    log.info("login started", extra={"issuer": params.get("iss"), "client_id": params.get("client_id")})
+    decision, response = start_login(
+        DatabaseToolConf(svc.session_factory), svc.cache, launch_url(), params
+    )
+    log.info(
+        "login started", extra={"issuer": params.get("iss"), "client_id": params.get("client_id")}
+    )
     if decision.storage_target:
         # The platform offers storage (postMessage): keep the state there too, so the launch
         # can be tied to this browser even where the tool's cookie is blocked.
@@ -70,8 +74,13 @@ def launch():
     tool_conf = DatabaseToolConf(svc.session_factory)
     try:
         message = validate_launch(
-            form, dict(request.cookies), svc.settings.uses_https, tool_conf, svc.cache,
-            svc.settings.clock_skew_seconds, http=svc.settings.extra.get("http"),
+            form,
+            dict(request.cookies),
+            svc.settings.uses_https,
+            tool_conf,
+            svc.cache,
+            svc.settings.clock_skew_seconds,
+            http=svc.settings.extra.get("http"),
             storage_secret=form.get("lti_storage_secret"),
         )
     except NeedsPlatformStorage as pending:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from flask import current_app, request, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-TOKEN_PARAM = "lt"
+TOKEN_PARAM = "lt"  # noqa: S105 - a query parameter name
 TOKEN_MAX_AGE = 8 * 3600
 
 

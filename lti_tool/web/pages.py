@@ -32,11 +32,18 @@ def home():
     session = db()
     user = session.get(LmsUser, identity.user_id) if identity.user_id else None
     course = session.get(Course, identity.course_id) if identity.course_id else None
-    link = session.get(ResourceLink, identity.resource_link_id) if identity.resource_link_id else None
+    link = (
+        session.get(ResourceLink, identity.resource_link_id) if identity.resource_link_id else None
+    )
     platform = session.get(Platform, identity.platform_id)
     template = ROLE_TEMPLATES.get(identity.role, "home/learner.html")
     return render_template(
-        template, identity=identity, user=user, course=course, link=link, platform=platform,
+        template,
+        identity=identity,
+        user=user,
+        course=course,
+        link=link,
+        platform=platform,
         token_param=TOKEN_PARAM,
     )
 
@@ -61,7 +68,9 @@ def health():
             from rq import Worker
 
             report["redis"] = {
-                "ok": True, "configured": True, "workers": len(Worker.all(connection=svc.redis)),
+                "ok": True,
+                "configured": True,
+                "workers": len(Worker.all(connection=svc.redis)),
             }
         except Exception as exc:
             healthy = False
