@@ -21,7 +21,8 @@ from lti_tool.lti.launch import (
     state_key,
     validate_launch,
 )
-from lti_tool.lti.platforms import find_platform
+from lti_tool.lti.platforms import RegistrationError, find_platform
+from lti_tool.lti.registration import register_platform
 from lti_tool.roster.service import record_visit
 from lti_tool.web import db, services
 from lti_tool.web.identity import Identity, sign_in
@@ -140,3 +141,40 @@ def jwks():
 @blueprint.route("/lti/canvas.json")
 def canvas_json():
     return jsonify(canvas_configuration(services().settings))
+
+
+@blueprint.route("/lti/register")
+def register():
+    """LTI Dynamic Registration: the LMS opens this with openid_configuration and a token."""
+    svc = services()
+    config_url = request.args.get("openid_configuration", "").strip()
+    if not config_url:
+        return render_template("lti/registered.html", registered=None, settings=svc.settings)
+    try:
+        registered = register_platform(
+            svc.session_factory,
+            svc.settings,
+            config_url,
+            request.args.get("registration_token") or None,
+            http=svc.settings.extra.get("http"),
+        )
+    except RegistrationError as exc:
+        status = getattr(exc, "status", 400)
+        reason = getattr(exc, "reason", "registration_failed")
+        log.warning(
+            "dynamic registration failed: %s", exc, extra={"reason": reason, "status": status}
+        )
+        page = render_template(
+            "error.html",
+            title="The tool could not be registered",
+            message=str(exc),
+            reason=reason,
+            status=status,
+        )
+        return page, status
+    log.info(
+        "dynamic registration: %s",
+        registered.added,
+        extra={"issuer": registered.issuer, "client_id": registered.client_id},
+    )
+    return render_template("lti/registered.html", registered=registered, settings=svc.settings)
