@@ -67,8 +67,17 @@ def run_worker(services: Services, burst: bool = False) -> None:
 
     global _worker_services
     _worker_services = services
+    # RQ forks a work horse per job. A horse must not use the database connections pooled in
+    # this parent (a sweeper's, say): they would be one socket shared by several processes.
+    os.register_at_fork(after_in_child=_forget_inherited_connections)
     queue = Queue(QUEUE_NAME, connection=services.redis)
     enqueued = sweep(services)
     if enqueued:
         log.info("sweep re-enqueued %d pending deliveries", enqueued)
     Worker([queue], connection=services.redis).work(burst=burst, with_scheduler=True)
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child: drop the parent's pooled connections without closing them."""
+    if _worker_services is not None and "engine" in _worker_services.__dict__:
+        _worker_services.engine.dispose(close=False)
