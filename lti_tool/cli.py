@@ -9,7 +9,7 @@ import json
 import sys
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from lti_tool.db import transaction
 from lti_tool.services import Services
@@ -29,7 +29,21 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group()
+class _ToolGroup(click.Group):
+    """Turns a database that is unreachable or not migrated into one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"the database is not ready ({first}): check LTI_TOOL_DATABASE_URL and run "
+                "'lti-tool db upgrade'"
+            ) from None
+
+
+@click.group(cls=_ToolGroup)
 @click.version_option(package_name="lti-tool")
 def main() -> None:
     """LTI 1.3 tool for micro-credentials."""

@@ -62,11 +62,17 @@ def state_key(state: str) -> str:
 
 
 def start_login(
-    tool_conf: DatabaseToolConf, cache: Cache, launch_url: str, params: dict[str, str]
+    tool_conf: DatabaseToolConf,
+    cache: Cache,
+    launch_url: str,
+    params: dict[str, str],
+    is_secure: bool | None = None,
 ) -> tuple[LoginStart, Any]:
     """Validate a third-party-initiated login and prepare the redirect to the platform.
 
-    Returns the decision and the Flask response carrying the state cookie.
+    Returns the decision and the Flask response carrying the state cookie. `is_secure` says
+    whether browsers reach the tool over https (its public URL), which decides whether that
+    cookie is `Secure; SameSite=None`; by default, whether this request came over https.
     """
     if not params.get("iss"):
         raise refuse(
@@ -84,7 +90,7 @@ def start_login(
             "foreign_target_link",
             f"The platform asked to launch {target}, which is not this tool.",
         )
-    request = FlaskRequest(request_data=params)
+    request = FlaskRequest(request_data=params, request_is_secure=is_secure)
     storage = CacheLaunchDataStorage(cache)
     login = FlaskOIDCLogin(request, tool_conf, launch_data_storage=storage)
     try:

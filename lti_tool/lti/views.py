@@ -44,8 +44,15 @@ def _params() -> dict[str, str]:
 def login():
     svc = services()
     params = _params()
+    # Behind a TLS-terminating proxy the request may look like http although browsers use
+    # https: the public URL decides, as for the session cookie, or the state cookie is not
+    # SameSite=None; Secure and an iframe launch loses it.
     decision, response = start_login(
-        DatabaseToolConf(svc.session_factory), svc.cache, launch_url(), params
+        DatabaseToolConf(svc.session_factory),
+        svc.cache,
+        launch_url(),
+        params,
+        is_secure=svc.settings.uses_https or request.is_secure,
     )
     log.info(
         "login started", extra={"issuer": params.get("iss"), "client_id": params.get("client_id")}
