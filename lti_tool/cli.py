@@ -1,4 +1,4 @@
-"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys.
+"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys, catalog.
 
 Every command exits non-zero with a one-line reason on bad input.
 """
@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from lti_tool.db import transaction
 from lti_tool.services import Services
-from lti_tool.settings import SettingsError, load_settings
+from lti_tool.settings import CONFIG_DIR, SettingsError, load_settings
 
 
 def _services(**overrides) -> Services:
@@ -100,6 +100,7 @@ def demo(host: str, port: int) -> None:
     migrate.upgrade(services.engine)
     with transaction(services.session_factory) as session:
         ensure_demo_platform(session, services.settings)
+    _import_catalog(services, sorted((CONFIG_DIR / "catalog").glob("*.yaml")), "Catalog: ")
     click.echo(f"Demo LMS: {services.settings.url('/demo/')}")
     _serve(services, host, port, 0)
 
@@ -292,6 +293,83 @@ def keys_retire(kid: str) -> None:
     except (LookupError, ValueError) as exc:
         _fail(str(exc).strip("'\""))
     click.echo(f"retired key {kid}")
+
+
+# -- catalog -------------------------------------------------------------------------------
+@main.group()
+def catalog() -> None:
+    """The micro-credential catalog (YAML files, format in config/catalog/README.md)."""
+
+
+@catalog.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def catalog_import(files: tuple[str, ...]) -> None:
+    """Import catalog FILES, all or nothing; importing the same file again changes nothing."""
+    _import_catalog(_ready_services(), list(files), "")
+
+
+def _import_catalog(services: Services, files: list, prefix: str) -> None:
+    from lti_tool.catalog.fileformat import CatalogError
+    from lti_tool.catalog.importer import import_files
+
+    if not files:
+        return
+    try:
+        with transaction(services.session_factory) as session:
+            report = import_files(session, files)
+    except CatalogError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        _fail(f"{exc}: nothing was imported")
+    for line in report.lines():
+        click.echo(line)
+    click.echo(prefix + report.summary())
+
+
+@catalog.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+def catalog_export(file: str) -> None:
+    """Write the catalog (newest version of each micro-credential) to FILE ("-": stdout)."""
+    from pathlib import Path
+
+    from sqlalchemy import func, select
+
+    from lti_tool.catalog.importer import export_catalog
+    from lti_tool.catalog.models import MicroCredential, Stack
+
+    services = _ready_services()
+    with transaction(services.session_factory) as session:
+        text = export_catalog(session)
+        stacks = session.scalar(select(func.count()).select_from(Stack))
+        credentials = session.scalar(select(func.count()).select_from(MicroCredential))
+    if file == "-":
+        click.echo(text, nl=False)
+        return
+    target = Path(file)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    except OSError as exc:
+        _fail(f"cannot write {file}: {exc.strerror or exc}")
+    click.echo(
+        f"exported {stacks} stack{'s' if stacks != 1 else ''} and {credentials} "
+        f"micro-credential{'s' if credentials != 1 else ''} to {file}"
+    )
+
+
+def _ready_services() -> Services:
+    """Services whose database is reachable and migrated."""
+    from lti_tool import migrate
+
+    services = _services()
+    try:
+        current = migrate.is_current(services.engine)
+    except OperationalError as exc:
+        _fail(f"cannot reach the database: {str(exc.orig).splitlines()[0]}")
+    if not current:
+        _fail("the database is not at the newest migration: run 'lti-tool db upgrade' first")
+    return services
 
 
 def run() -> None:  # pragma: no cover - console entry point
