@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwcrypto.jwk import JWK
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lti_tool.db import utcnow
@@ -38,11 +39,17 @@ def _new_key() -> ToolKey:
 
 def active_key(session: Session) -> ToolKey:
     """The key that signs now; created on first use."""
-    key = session.scalars(select(ToolKey).where(ToolKey.active.is_(True))).first()
-    if key is None:
-        key = _new_key()
-        session.add(key)
-        session.flush()
+    query = select(ToolKey).where(ToolKey.active.is_(True))
+    key = session.scalars(query).first()
+    if key is not None:
+        return key
+    try:
+        with session.begin_nested():
+            key = _new_key()
+            session.add(key)
+    except IntegrityError:
+        # Another process made the first key at the same moment: use theirs.
+        key = session.scalars(query).one()
     return key
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_tool.db import Base, UTCDateTime, utcnow
@@ -57,6 +57,16 @@ class ToolKey(Base):
     """An RSA key pair of the tool. One is active (signs); retired keys are no longer published."""
 
     __tablename__ = "tool_keys"
+    # At most one active key, even when many first launches race to create it.
+    __table_args__ = (
+        Index(
+            "uq_tool_keys_one_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kid: Mapped[str] = mapped_column(String(100), unique=True)

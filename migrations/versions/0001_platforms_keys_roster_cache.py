@@ -53,6 +53,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tool_keys')),
     sa.UniqueConstraint('kid', name=op.f('uq_tool_keys_kid'))
     )
+    op.create_index(
+        'uq_tool_keys_one_active', 'tool_keys', ['active'], unique=True,
+        sqlite_where=sa.text('active'), postgresql_where=sa.text('active'),
+    )
     op.create_table('courses',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('platform_id', sa.Integer(), nullable=False),
@@ -122,6 +126,7 @@ def downgrade() -> None:
     op.drop_table('lms_users')
     op.drop_table('deployments')
     op.drop_table('courses')
+    op.drop_index('uq_tool_keys_one_active', table_name='tool_keys')
     op.drop_table('tool_keys')
     op.drop_table('platforms')
     with op.batch_alter_table('cache_entries', schema=None) as batch_op:
