@@ -245,6 +245,29 @@ def platform_remove(platform_id: int) -> None:
     click.echo(f"removed platform {platform_id} ({name})")
 
 
+@platform.command("add-deployment")
+@click.argument("platform_id", type=int)
+@click.argument("deployment_id")
+def platform_add_deployment(platform_id: int, deployment_id: str) -> None:
+    """Accept one more deployment id of a registered platform (e.g. after Canvas installs it)."""
+    from lti_tool.lti.models import Platform
+    from lti_tool.lti.platforms import RegistrationError, add_deployment
+
+    services = _services()
+    try:
+        with transaction(services.session_factory) as session:
+            found = session.get(Platform, platform_id)
+            if found is None:
+                raise RegistrationError(f"no platform with id {platform_id}")
+            if not deployment_id.strip():
+                raise RegistrationError("the deployment id is empty")
+            add_deployment(session, found, deployment_id.strip())
+            name = found.name
+    except RegistrationError as exc:
+        _fail(str(exc))
+    click.echo(f"platform {platform_id} ({name}) now accepts deployment {deployment_id.strip()}")
+
+
 # -- keys ----------------------------------------------------------------------------------
 @main.group()
 def keys() -> None:

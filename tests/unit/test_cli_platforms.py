@@ -270,3 +270,33 @@ def test_unreachable_database_fails_with_one_line(cli, monkeypatch):
     monkeypatch.setenv("LTI_TOOL_DATABASE_URL", "postgresql+psycopg://tool@127.0.0.1:1/none")
     line = one_line_failure(cli("platform", "list"))
     assert "LTI_TOOL_DATABASE_URL" in line
+
+
+# -- add-deployment ------------------------------------------------------------------------
+def test_add_deployment_lets_a_new_deployment_launch(run, client, hub):
+    """Canvas creates deployments after registration: the admin adds each one, and only then
+    does a launch from it pass."""
+    platform = hub.add("https://lms-dep.example", "dep-client", "d-new")
+    args = with_option(platform.register_args(), "--deployment-id", "d-first")
+    assert run("platform", "add", *args).exit_code == 0
+    (row,) = listed(run)
+    refused = launch(client, platform, BASE_URL)
+    assert refused.status_code == 403
+    result = run("platform", "add-deployment", str(row["id"]), "d-new")
+    assert result.exit_code == 0, result.output
+    assert listed(run)[0]["deployment_ids"] == ["d-first", "d-new"]
+    response = launch(client, platform, BASE_URL)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["999", "d"], "no platform"), (["{id}", "dep-1"], "already"), (["{id}", " "], "empty")],
+)
+def test_add_deployment_bad_input_fails_with_one_line(run, args, named):
+    assert run("platform", "add", *EXPLICIT).exit_code == 0
+    (row,) = listed(run)
+    args = [a.replace("{id}", str(row["id"])) for a in args]
+    line = one_line_failure(run("platform", "add-deployment", *args))
+    assert named in line
+    assert listed(run)[0]["deployment_ids"] == ["dep-1", "dep-2"]
