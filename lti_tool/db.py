@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, bindparam, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -95,13 +96,24 @@ def upsert(session: Session, model: type[Base], keys: dict, values: dict) -> int
     One statement (INSERT ... ON CONFLICT DO UPDATE), so two concurrent launches of the same
     new user cannot both insert and fail.
     """
+    dialect = session.get_bind().dialect.name
+    statement = _upsert_statement(dialect, model, tuple(keys), tuple(values))
+    # Core execution in the session's transaction: the statement returns ids, not entities.
+    return session.connection().execute(statement, {**keys, **values}).scalar_one()
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, model: type[Base], keys: tuple, values: tuple):
+    """The upsert of `model` with bound parameters, built once: building it (the `excluded`
+    alias copies every column) cost more than running it, on every launch."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model).values(**keys, **values)
-    statement = statement.on_conflict_do_update(
+    columns = model.__table__.c
+    statement = insert(model).values(
+        {name: bindparam(name, type_=columns[name].type) for name in (*keys, *values)}
+    )
+    return statement.on_conflict_do_update(
         index_elements=list(keys), set_={name: statement.excluded[name] for name in values}
     ).returning(model.id)
-    return session.execute(statement).scalar_one()
