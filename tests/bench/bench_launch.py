@@ -7,8 +7,8 @@ Run by hand from the repository root (not collected by pytest):
 What it does, in one run:
 
 1. Picks the backends: PostgreSQL (127.0.0.1:5432, a fresh database dropped afterwards) and
-   Redis (db 15) when they answer, as in production; otherwise SQLite and no Redis (the embedded
-   default), and says so.
+   Redis (db 15, or the next database not claimed by a test run; emptied afterwards) when they
+   answer, as in production; otherwise SQLite and no Redis (the embedded default), and says so.
 2. Starts a test platform (tests/support/platform.py) whose JWKS is served on loopback, migrates
    the fresh database with `lti-tool db upgrade`, registers the platform with
    `lti-tool platform add`, and serves the tool with `lti-tool serve --workers N`.
@@ -19,7 +19,9 @@ What it does, in one run:
    bounded number of full round trips against each app: POST the login, read state and nonce
    from the redirect to the platform, keep the state cookie, sign a Canvas-shaped id_token with
    that nonce, POST the launch with id_token, state and the cookie. The tool succeeds with a 303
-   to its landing page, the reference with a 200 page; anything else is an error.
+   to its landing page, the reference with a 200 page; anything else is an error. Each cell runs
+   in two halves, in the order tool, reference, reference, tool, so that a change in the
+   machine's load weighs on both alike.
 5. Prints launches/s, p50 and p99 latency (login + launch requests, without the client's own
    token signing, which is reported apart), the gunicorn workers' CPU per launch, and the ratio
    tool/reference of launches per second at each concurrency.
