@@ -6,6 +6,7 @@ import logging
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError
 
 from lti_tool.db import transaction
 from lti_tool.lti import keys
@@ -111,8 +112,18 @@ def launch():
     platform = tool_conf.platform
     assert platform is not None
     visit = visit_from_claims(platform.id, body)
-    with transaction(svc.session_factory) as session:
-        recorded = record_visit(session, visit)
+    try:
+        with transaction(svc.session_factory) as session:
+            recorded = record_visit(session, visit)
+    except IntegrityError as exc:
+        # The platform was removed while this launch was under way (its registration may be
+        # reused for a few seconds per process): refuse it as unregistered, never a 500.
+        raise LaunchRefused(
+            "unknown_platform",
+            f"The platform {platform.issuer} (client id {platform.client_id}) is no longer "
+            "registered with this tool.",
+            403,
+        ) from exc
     token = sign_in(
         Identity(
             platform_id=platform.id,

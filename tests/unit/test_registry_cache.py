@@ -58,3 +58,20 @@ def test_the_public_key_of_the_tool_key_is_derived_once():
     first = adapters.public_pem(pem)
     assert adapters.public_pem(pem) == first
     assert adapters.public_pem.cache_info().hits == 1
+
+
+def test_a_platform_removed_during_the_reuse_time_is_refused_not_a_500(
+    client, services, canvas, cli
+):
+    """Within REGISTRY_TTL a worker may still validate a removed platform's launch; recording it
+    then fails on the missing platform, and the person gets the clear refusal."""
+    from tests.support.platform import post_launch, start_login
+
+    login = start_login(client, canvas, BASE_URL)  # the registration is now reused
+    with transaction(services.session_factory) as session:
+        platform_id = find_platform(session, canvas.issuer, canvas.client_id).id
+    assert cli("platform", "remove", str(platform_id)).exit_code == 0
+    claims = canvas.canvas_claims(login.nonce, BASE_URL + "/lti/launch")
+    response = post_launch(client, canvas.signer.sign(claims), login.state)
+    assert response.status_code == 403
+    assert refusal_reason(response) == "unknown_platform"
