@@ -7,7 +7,9 @@ an unknown `kid`. This module closes each of those gaps and names the reason for
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -326,7 +328,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if key.get("alg") and key["alg"] != alg:
             raise refuse("bad_algorithm", f"Key {kid} is for {key['alg']}, not {alg}.", 401)
         try:
-            return jwt.PyJWK.from_dict({**key, "alg": alg}).key
+            return _public_key(json.dumps(key, sort_keys=True), alg)
         except jwt.PyJWTError as exc:
             raise refuse(
                 "unknown_kid", f"The platform key {kid} cannot be read: {exc}", 401
@@ -401,6 +403,12 @@ class NeedsPlatformStorage(Exception):  # noqa: N818 - a signal, not an error
         super().__init__("state must be checked through platform storage")
         self.record = record
         self.state = state
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(jwk_json: str, alg: str):
+    """A platform's public key, parsed once per process for each distinct JWK."""
+    return jwt.PyJWK.from_dict({**json.loads(jwk_json), "alg": alg}).key
 
 
 def _find_key(keyset: dict, kid: str) -> dict | None:

@@ -135,7 +135,19 @@ def launch():
             message_type=body.get(CLAIM + "message_type", ""),
         )
     )
-    return redirect(url_for("pages.home", lt=token), code=303)
+    response = redirect(url_for("pages.home", lt=token), code=303)
+    # The login's state cookie has done its work: drop it, so cookies do not pile up in the
+    # browser (and in every later request) for their five minutes.
+    secure = svc.settings.uses_https
+    response.delete_cookie(
+        "lti1p3-" + form["state"],
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="None" if secure else None,
+        partitioned=secure,
+    )
+    return response
 
 
 def _origin_of(tool_conf: DatabaseToolConf, record: dict) -> str:

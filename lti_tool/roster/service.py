@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import upsert, utcnow
@@ -55,9 +57,17 @@ class RecordedVisit:
     role: str
 
 
+# A repeat launch that changes nothing writes nothing, unless the user's last launch time is
+# older than this: a learner relaunching all day costs one read, not a write transaction.
+LAST_LAUNCH_RESOLUTION = timedelta(minutes=5)
+
+
 def record_visit(session: Session, visit: Visit) -> RecordedVisit:
     """Upsert the user, course, link and enrolment a launch reports (idempotent, race-safe)."""
     now = utcnow()
+    unchanged = _unchanged_visit(session, visit, now)
+    if unchanged is not None:
+        return unchanged
     user_id = course_id = link_id = None
     if visit.person is not None:
         person = visit.person
@@ -103,3 +113,58 @@ def record_visit(session: Session, visit: Visit) -> RecordedVisit:
                 {"role": visit.role, "lti_roles": visit.lti_roles, "updated_at": now},
             )
     return RecordedVisit(user_id, course_id, link_id, visit.role)
+
+
+def _unchanged_visit(session: Session, visit: Visit, now: datetime) -> RecordedVisit | None:
+    """The recorded ids when the database already says exactly what this launch says (one read).
+
+    Only for the usual launch (a person in a course through a link); anything new or different
+    goes through the upserts.
+    """
+    person, course, link = visit.person, visit.course, visit.link
+    if person is None or course is None or link is None:
+        return None
+    row = session.execute(
+        select(
+            LmsUser.id.label("user_id"),
+            LmsUser.name,
+            LmsUser.given_name,
+            LmsUser.family_name,
+            LmsUser.email,
+            LmsUser.last_launch_at,
+            Course.id.label("course_id"),
+            Course.deployment_id,
+            Course.title.label("course_title"),
+            Course.label,
+            ResourceLink.id.label("link_id"),
+            ResourceLink.title.label("link_title"),
+            ResourceLink.lineitem_url,
+            ResourceLink.custom,
+            Enrollment.role,
+            Enrollment.lti_roles,
+        )
+        .join(Course, Course.platform_id == LmsUser.platform_id)
+        .join(ResourceLink, ResourceLink.course_id == Course.id)
+        .join(Enrollment, (Enrollment.user_id == LmsUser.id) & (Enrollment.course_id == Course.id))
+        .where(
+            LmsUser.platform_id == visit.platform_id,
+            LmsUser.subject == person.subject,
+            Course.context_id == course.context_id,
+            ResourceLink.link_id == link.link_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    recorded = (
+        row.name, row.given_name, row.family_name, row.email,
+        row.deployment_id, row.course_title, row.label,
+        row.link_title, row.lineitem_url, row.custom, row.role, row.lti_roles,
+    )  # fmt: skip
+    reported = (
+        person.name, person.given_name, person.family_name, person.email,
+        visit.deployment_id, course.title, course.label,
+        link.title, link.lineitem_url, link.custom, visit.role, visit.lti_roles,
+    )  # fmt: skip
+    if recorded != reported or row.last_launch_at < now - LAST_LAUNCH_RESOLUTION:
+        return None
+    return RecordedVisit(row.user_id, row.course_id, row.link_id, visit.role)

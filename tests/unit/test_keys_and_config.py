@@ -12,7 +12,7 @@ from lti_tool.app import create_app
 from lti_tool.lti import keys
 from lti_tool.services import Services
 from tests.conftest import BASE_URL
-from tests.support.platform import launch, start_login
+from tests.support.platform import launch, post_launch, start_login
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -232,3 +232,12 @@ def test_health_reports_the_database(client):
     assert body["database"]["ok"] is True
     assert body["database"]["backend"] == "sqlite"
     assert body["redis"]["configured"] is False
+
+
+def test_successful_launch_drops_the_state_cookie(client, canvas):
+    login = start_login(client, canvas, BASE_URL)
+    claims = canvas.canvas_claims(login.nonce, BASE_URL + "/lti/launch")
+    response = post_launch(client, canvas.signer.sign(claims), login.state)
+    assert response.status_code == 303
+    assert client.get_cookie("lti1p3-" + login.state) is None
+    _assert_cross_site(_set_cookie(response, "lti1p3-" + login.state + "="))
