@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -56,8 +57,30 @@ def person(key: str) -> DemoPerson | None:
     return next((p for p in PEOPLE if p.key == key), None)
 
 
+def lms_url(settings: Settings) -> str:
+    """The demo LMS's own public URL: its course page, OIDC endpoint and keys live under it.
+
+    By default the tool's URL (one server serves both). Set `demo_lms_url` (in Settings.extra,
+    or a settings field of that name) to put the LMS on another site, as every real LMS is: for
+    example https://localhost:8443 beside a tool at https://127.0.0.1:8443, the same server
+    reached under two host names, so that the tool's iframe is really cross-site.
+    """
+    url = settings.extra.get("demo_lms_url") or getattr(settings, "demo_lms_url", "")
+    return (url or settings.public_url).rstrip("/")
+
+
+def lms(settings: Settings, path: str) -> str:
+    """Absolute URL of a page of the demo LMS."""
+    return lms_url(settings) + "/" + path.lstrip("/")
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def issuer(settings: Settings) -> str:
-    return settings.url("/demo")
+    return lms(settings, "/demo")
 
 
 def signer(settings: Settings) -> PlatformSigner:
@@ -82,9 +105,9 @@ def ensure_demo_platform(session: Session, settings: Settings) -> Platform:
             issuer=issuer(settings),
             client_id=CLIENT_ID,
             deployment_ids=[DEPLOYMENT_ID],
-            auth_login_url=settings.url("/demo/auth"),
-            auth_token_url=settings.url("/demo/token"),
-            key_set_url=settings.url("/demo/jwks"),
+            auth_login_url=lms(settings, "/demo/auth"),
+            auth_token_url=lms(settings, "/demo/token"),
+            key_set_url=lms(settings, "/demo/jwks"),
             name="Demo LMS",
             product="demo",
         ),

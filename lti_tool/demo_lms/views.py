@@ -1,36 +1,86 @@
-"""The demo LMS's pages: a course to launch from, and its OIDC authorization endpoint."""
+"""The demo LMS's pages: a course to launch from, and its OIDC authorization endpoint.
+
+Like Canvas, the course page offers the tool LTI platform storage (the 1EdTech "LTI Client Side
+postMessages" and "postMessage Storage" messages): its launch links carry `lti_storage_target`,
+and the page answers `lti.capabilities`, `lti.put_data` and `lti.get_data` from the tool's
+origin, so that a launch inside its iframe works where the browser blocks the tool's cookies.
+`?storage=frame` answers from a named hidden frame instead of the page itself, and
+`?storage=none` offers no storage at all, as Moodle 4.5 does.
+"""
 
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, abort, jsonify, redirect, render_template, request
 
 from lti_tool.demo_lms import setup
 from lti_tool.web import services
 
 blueprint = Blueprint("demo", __name__, url_prefix="/demo")
 
+# How the course page offers platform storage, and the lti_storage_target its links carry.
+STORAGE_MODES = {"parent": "_parent", "frame": "demo-lms-storage", "none": None}
+
 
 @blueprint.route("/")
 def index():
     settings = services().settings
+    home = setup.lms_url(settings)
+    if home != settings.public_url and request.host != urlsplit(home).netloc:
+        # The LMS has a site of its own, and the tool posts its storage messages to that origin
+        # (the origin of its OIDC endpoint): serve the course page from there.
+        query = request.query_string.decode()
+        return redirect(setup.lms(settings, "/demo/") + ("?" + query if query else ""))
+    mode = request.args.get("storage", "parent")
+    if mode not in STORAGE_MODES:
+        abort(400, f"storage must be one of {', '.join(STORAGE_MODES)}")
+    storage_target = STORAGE_MODES[mode]
     launches = []
     for demo_person in setup.PEOPLE:
         for link in setup.LINKS:
-            query = urlencode(
-                {
-                    "iss": setup.issuer(settings),
-                    "login_hint": demo_person.key,
-                    "target_link_uri": settings.url("/lti/launch"),
-                    "lti_message_hint": link["id"],
-                    "client_id": setup.CLIENT_ID,
-                    "lti_deployment_id": setup.DEPLOYMENT_ID,
-                }
+            params = {
+                "iss": setup.issuer(settings),
+                "login_hint": demo_person.key,
+                "target_link_uri": settings.url("/lti/launch"),
+                "lti_message_hint": link["id"],
+                "client_id": setup.CLIENT_ID,
+                "lti_deployment_id": setup.DEPLOYMENT_ID,
+            }
+            login = settings.url("/lti/login") + "?"
+            # Storage is offered to the frame the page holds; a new window (opened without an
+            # opener) has no platform page to talk to, so its link offers none.
+            in_frame = dict(params, lti_storage_target=storage_target) if storage_target else params
+            launches.append(
+                (demo_person, link, login + urlencode(in_frame), login + urlencode(params))
             )
-            launches.append((demo_person, link, settings.url("/lti/login") + "?" + query))
-    return render_template("demo/index.html", course=setup.COURSE, launches=launches)
+    storage = {
+        "mode": mode,
+        "target": storage_target,
+        "frame": storage_target if mode == "frame" else None,
+        "tool_origins": [setup.origin(settings.public_url)],
+    }
+    return render_template(
+        "demo/index.html",
+        course=setup.COURSE,
+        launches=launches,
+        storage=storage,
+        modes=list(STORAGE_MODES),
+    )
+
+
+@blueprint.route("/storage-frame")
+def storage_frame():
+    """The hidden frame that keeps platform storage when the page runs with ?storage=frame."""
+    settings = services().settings
+    storage = {
+        "mode": "frame",
+        "target": STORAGE_MODES["frame"],
+        "frame": STORAGE_MODES["frame"],
+        "tool_origins": [setup.origin(settings.public_url)],
+    }
+    return render_template("demo/storage_frame.html", storage=storage)
 
 
 @blueprint.route("/jwks")

@@ -102,11 +102,10 @@ def launch():
             origin=_origin_of(tool_conf, pending.record),
             state=pending.state,
             fields=form,
+            retry_url=_retry_url(pending.record.get("login_params")),
         )
     except LaunchRefused as refused:
-        retry = getattr(refused, "retry_params", None)
-        if retry:
-            refused.retry_url = url_for("lti.login") + "?" + urlencode(retry)
+        refused.retry_url = refused.retry_url or _retry_url(getattr(refused, "retry_params", None))
         raise
     body = message.get_launch_data()
     platform = tool_conf.platform
@@ -148,6 +147,11 @@ def launch():
         partitioned=secure,
     )
     return response
+
+
+def _retry_url(login_params: dict | None) -> str | None:
+    """The login again, for a new window where the tool's cookies are first-party."""
+    return url_for("lti.login") + "?" + urlencode(login_params) if login_params else None
 
 
 def _origin_of(tool_conf: DatabaseToolConf, record: dict) -> str:

@@ -1,0 +1,308 @@
+"""Browser tests: the tool and its demo LMS on loopback HTTPS, driven by headless Chromium.
+
+Why HTTPS on loopback. Inside an LMS iframe the tool is a third party: a browser sends its
+cookies back only if they are `SameSite=None`, and accepts `SameSite=None` only with `Secure`.
+Served over plain http the tool (rightly) sets `SameSite=Lax` cookies, which a cross-site iframe
+never sends, so every framed launch would fall to the "cookies blocked" path and the tests could
+not tell a blocked cookie from an http one. So one app is served over TLS with a throw-away
+certificate for `localhost` and `127.0.0.1`: the demo LMS at https://localhost:PORT, the tool at
+https://127.0.0.1:PORT, two different sites as in production. Chromium is told to accept that
+certificate (`ignore_https_errors`); the tool verifies it for real when it fetches the LMS's keys.
+
+Chromium comes from Debian (/usr/bin/chromium, installed by .ci/install-browser) and is driven by
+Playwright with `executable_path`; Playwright never downloads a browser here. Without Chromium
+the tests are skipped with the reason, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from lti_tool import migrate
+from lti_tool.app import create_app
+from lti_tool.db import transaction
+from lti_tool.demo_lms.setup import ensure_demo_platform
+from lti_tool.services import Services
+from lti_tool.settings import load_settings
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium package
+# What Chromium needs on this machine: no sandbox as root, no GPU, and no calls home (the
+# network is closed; without these flags Chromium's own connections fail, many at a time).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STATE_COOKIE_PREFIX = "lti1p3-state-"
+# Set to a folder to keep a screenshot of what each test saw (for a person to look at).
+SCREENSHOTS = os.environ.get("BROWSER_TEST_SCREENSHOTS", "")
+
+
+def _require_browser() -> None:
+    """Skip without Chromium or Playwright, visibly; under CI=true fail instead."""
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing (run .ci/install-browser, or apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is missing (pip install -e '.[test]')"
+    if problem:
+        if in_ci:
+            pytest.fail(f"browser tests cannot run under CI=true: {problem}", pytrace=False)
+        pytest.skip(f"browser tests need headless Chromium: {problem}")
+
+
+# -- a throw-away certificate for localhost and 127.0.0.1 ---------------------------------------
+@dataclass(frozen=True)
+class Certificate:
+    cert_path: Path
+    key_path: Path
+
+
+def make_certificate(folder: Path) -> Certificate:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "loopback.crt", folder / "loopback.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return Certificate(cert_path, key_path)
+
+
+# -- what the tool saw: the cookies and fields of every launch POST -----------------------------
+@dataclass
+class SeenLaunch:
+    cookies: set[str]
+    fields: set[str]
+
+    @property
+    def had_state_cookie(self) -> bool:
+        return any(name.startswith(STATE_COOKIE_PREFIX) for name in self.cookies)
+
+
+@dataclass
+class LaunchRecorder:
+    """WSGI middleware around the tool that notes what each POST /lti/launch carried."""
+
+    app: object
+    seen: list[SeenLaunch] = field(default_factory=list)
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/lti/launch" and environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = BytesIO(body)
+            cookies = SimpleCookie()
+            cookies.load(environ.get("HTTP_COOKIE", ""))
+            fields = set(parse_qs(body.decode("latin-1"), keep_blank_values=True))
+            self.seen.append(SeenLaunch(set(cookies), fields))
+        return self.app(environ, start_response)  # type: ignore[operator]
+
+
+# -- the tool with its demo LMS, on loopback HTTPS ----------------------------------------------
+class TlsLoopbackServer:
+    """A threaded werkzeug server on 127.0.0.1, a free port and TLS; stop() shuts it down."""
+
+    def __init__(self, certificate: Certificate) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate.cert_path, certificate.key_path)
+        self._app = None
+        self.server: BaseWSGIServer = make_server(
+            "127.0.0.1", 0, self._dispatch, threaded=True, ssl_context=context
+        )
+        self.port = self.server.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def set_app(self, app) -> None:
+        self._app = app
+
+    def _dispatch(self, environ, start_response):
+        if self._app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"no app yet"]
+        return self._app(environ, start_response)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class DemoWorld:
+    tool_url: str  # https://127.0.0.1:PORT
+    lms_url: str  # https://localhost:PORT, the same server under another site's name
+    recorder: LaunchRecorder
+
+    def course_page(self, storage: str = "parent") -> str:
+        return f"{self.lms_url}/demo/?storage={storage}"
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def demo_world(tmp_path_factory, certificate) -> Iterator[DemoWorld]:
+    """create_app(demo=True) on a fresh SQLite instance folder, served over loopback HTTPS."""
+    _require_browser()
+    server = TlsLoopbackServer(certificate)
+    tool_url = f"https://127.0.0.1:{server.port}"
+    lms_url = f"https://localhost:{server.port}"
+    http = requests.Session()
+    http.verify = str(certificate.cert_path)
+    http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides `verify`
+    instance = tmp_path_factory.mktemp("instance")
+    settings = load_settings(
+        environ={},
+        base_url=tool_url,
+        instance_path=str(instance),
+        demo=True,
+        extra={"demo_lms_url": lms_url, "http": http},
+    )
+    services = Services(settings)
+    migrate.upgrade(services.engine)
+    with transaction(services.session_factory) as session:
+        ensure_demo_platform(session, settings)
+    app = create_app(settings, services)
+    recorder = LaunchRecorder(app.wsgi_app)
+    app.wsgi_app = recorder  # type: ignore[method-assign]
+    server.set_app(app)
+    try:
+        yield DemoWorld(tool_url, lms_url, recorder)
+    finally:
+        server.stop()
+        services.engine.dispose()
+        http.close()
+
+
+# -- headless Chromium --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def playwright_driver():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+def chromium_profile(folder: Path, *, block_cookies_of: str = "", embedded_in: str = "") -> Path:
+    """A fresh Chromium profile; with third-party cookies blocked for one embedding if asked.
+
+    Measured on Chromium 156: a plain `SameSite=None; Secure` cookie set inside a cross-site
+    iframe is dropped already by default, and the "Block third-party cookies" setting
+    (`profile.cookie_controls_mode` 1) still lets *partitioned* (CHIPS) cookies through, which
+    is what the tool's state cookie is. To block the tool's cookies completely while it is
+    embedded in the LMS, as Safari does, the profile also carries a cookie rule "block for
+    site TOOL when the top-level site is LMS" (what chrome://settings/content/cookies stores):
+    the tool keeps its cookies as a first party (a new window), and loses them in the LMS frame.
+    """
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "Default").mkdir(parents=True)
+    if block_cookies_of:
+        block = 2  # CONTENT_SETTING_BLOCK
+        rule = f"{_any_port(block_cookies_of)},{_any_port(embedded_in)}"
+        preferences = {
+            "profile": {
+                "cookie_controls_mode": 1,  # "Block third-party cookies"
+                "block_third_party_cookies": True,  # its older spelling
+                "content_settings": {"exceptions": {"cookies": {rule: {"setting": block}}}},
+            }
+        }
+        (folder / "Default" / "Preferences").write_text(json.dumps(preferences))
+    return folder
+
+
+def _any_port(url: str) -> str:
+    """A Chromium content-settings pattern for a URL's scheme and host, on any port."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:*"
+
+
+@pytest.fixture
+def open_browser(playwright_driver, tmp_path):
+    """Open a headless Chromium context (its own profile); closed after the test."""
+    contexts = []
+
+    def open_context(*, block_cookies_of: str = "", embedded_in: str = ""):
+        profile = chromium_profile(
+            tmp_path / f"profile-{len(contexts)}",
+            block_cookies_of=block_cookies_of,
+            embedded_in=embedded_in,
+        )
+        context = playwright_driver.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            ignore_https_errors=True,
+            viewport={"width": 1100, "height": 1000},
+        )
+        context.set_default_timeout(15_000)
+        # A script error in the LMS's or the tool's pages (frames included) fails the test.
+        for page in context.pages:
+            page.on("pageerror", lambda error: script_errors.append(str(error)))
+        context.on(
+            "page", lambda page: page.on("pageerror", lambda e: script_errors.append(str(e)))
+        )
+        contexts.append(context)
+        return context
+
+    script_errors: list[str] = []
+    yield open_context
+    for context in contexts:
+        context.close()
+    assert script_errors == [], f"script errors in the pages: {script_errors}"
