@@ -64,8 +64,14 @@ def apply_preset(
     return filled
 
 
-def add_platform(session: Session, spec: PlatformSpec) -> Platform:
-    """Register a platform with its deployments; refuse bad URLs and duplicates."""
+def add_platform(
+    session: Session, spec: PlatformSpec, *, awaiting_deployment: bool = False
+) -> Platform:
+    """Register a platform with its deployments; refuse bad URLs and duplicates.
+
+    `awaiting_deployment`: the platform gives its deployment ids later (Canvas creates one when
+    the tool is installed); launches are refused as from an unknown deployment until then.
+    """
     if not spec.client_id or not spec.client_id.strip():
         raise RegistrationError("a client id is required")
     check_url(spec.issuer, "issuer")
@@ -73,7 +79,7 @@ def add_platform(session: Session, spec: PlatformSpec) -> Platform:
     check_url(spec.auth_token_url, "auth token URL")
     check_url(spec.key_set_url, "key set URL")
     deployment_ids = [d.strip() for d in spec.deployment_ids if d and d.strip()]
-    if not deployment_ids:
+    if not deployment_ids and not awaiting_deployment:
         raise RegistrationError("at least one deployment id is required")
     if len(set(deployment_ids)) != len(deployment_ids):
         raise RegistrationError("the same deployment id is given twice")

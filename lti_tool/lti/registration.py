@@ -344,30 +344,8 @@ def store_registration(
         name=_platform_name(config),
         product=config.product,
     )
-    if deployment_id:
-        platform = add_platform(session, spec)
-    else:
-        platform = _add_platform_awaiting_deployment(session, spec)
+    platform = add_platform(session, spec, awaiting_deployment=not deployment_id)
     return _registered(platform, deployment_id, "platform")
-
-
-def _add_platform_awaiting_deployment(session: Session, spec: PlatformSpec) -> Platform:
-    """Canvas answers without a deployment id: it creates the deployment only when the admin
-    installs the tool. Keep the platform so its deployment can be added later; launches are
-    refused as from an unknown deployment until then."""
-    platform = Platform(
-        name=spec.name or urlsplit(spec.issuer).netloc,
-        issuer=spec.issuer,
-        client_id=spec.client_id,
-        auth_login_url=spec.auth_login_url,
-        auth_token_url=spec.auth_token_url,
-        key_set_url=spec.key_set_url,
-        product=spec.product,
-        deployments=[],
-    )
-    session.add(platform)
-    session.flush()
-    return platform
 
 
 def _registered(platform: Platform, deployment_id: str, added: str) -> Registered:
