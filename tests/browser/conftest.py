@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -36,7 +35,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from lti_tool import migrate
 from lti_tool.app import create_app
@@ -44,6 +42,7 @@ from lti_tool.db import transaction
 from lti_tool.demo_lms.setup import ensure_demo_platform
 from lti_tool.services import Services
 from lti_tool.settings import load_settings
+from tests.support.servers import LoopbackServer
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium package
 # What Chromium needs on this machine: no sandbox as root, no GPU, and no calls home (the
@@ -151,32 +150,10 @@ class LaunchRecorder:
 
 
 # -- the tool with its demo LMS, on loopback HTTPS ----------------------------------------------
-class TlsLoopbackServer:
-    """A threaded werkzeug server on 127.0.0.1, a free port and TLS; stop() shuts it down."""
-
-    def __init__(self, certificate: Certificate) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certificate.cert_path, certificate.key_path)
-        self._app = None
-        self.server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self._dispatch, threaded=True, ssl_context=context
-        )
-        self.port = self.server.port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def set_app(self, app) -> None:
-        self._app = app
-
-    def _dispatch(self, environ, start_response):
-        if self._app is None:
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"no app yet"]
-        return self._app(environ, start_response)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def tls_context(certificate: Certificate) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate.cert_path, certificate.key_path)
+    return context
 
 
 @dataclass
@@ -198,7 +175,7 @@ def certificate(tmp_path_factory) -> Certificate:
 def demo_world(tmp_path_factory, certificate) -> Iterator[DemoWorld]:
     """create_app(demo=True) on a fresh SQLite instance folder, served over loopback HTTPS."""
     _require_browser()
-    server = TlsLoopbackServer(certificate)
+    server = LoopbackServer(ssl_context=tls_context(certificate))
     tool_url = f"https://127.0.0.1:{server.port}"
     lms_url = f"https://localhost:{server.port}"
     http = requests.Session()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -9,13 +10,19 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 
 class LoopbackServer:
-    """A threaded werkzeug server on 127.0.0.1 and a free port; stop() shuts it down."""
+    """A threaded werkzeug server on 127.0.0.1 and a free port (with TLS when given an SSL
+    context); stop() shuts it down."""
 
-    def __init__(self, app: Callable | None = None) -> None:
+    def __init__(
+        self, app: Callable | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._app = app
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.server: BaseWSGIServer = make_server(
+            "127.0.0.1", 0, self._dispatch, threaded=True, ssl_context=ssl_context
+        )
         self.port = self.server.port
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
