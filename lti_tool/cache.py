@@ -28,6 +28,10 @@ class Cache(Protocol):
     def pop(self, key: str) -> Any:
         """Return the value and remove it, atomically: only one caller ever gets it."""
 
+    def add(self, key: str, value: Any, ttl: int) -> bool:
+        """Set the key only if it is absent (or expired), atomically: True for the one caller
+        that set it. What a lock with expiry needs (one roster sync per course, say)."""
+
     def delete(self, key: str) -> None: ...
 
 
@@ -54,6 +58,9 @@ class RedisCache:
     def pop(self, key: str) -> Any:
         raw = self.client.getdel(self.prefix + key)
         return None if raw is None else json.loads(raw)
+
+    def add(self, key: str, value: Any, ttl: int) -> bool:
+        return bool(self.client.set(self.prefix + key, json.dumps(value), ex=ttl, nx=True))
 
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)
@@ -101,6 +108,25 @@ class DatabaseCache:
         if row is None or (row.expires_at and row.expires_at <= utcnow()):
             return None
         return json.loads(row.value)
+
+    def add(self, key: str, value: Any, ttl: int) -> bool:
+        now = utcnow()
+        row = {"key": key, "value": json.dumps(value), "expires_at": now + timedelta(seconds=ttl)}
+        with self.session_factory() as session:
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            # An expired entry does not count: remove it first, in the same transaction.
+            session.execute(
+                delete(CacheEntry).where(CacheEntry.key == key, CacheEntry.expires_at <= now)
+            )
+            added = session.execute(
+                insert(CacheEntry)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=[CacheEntry.key])
+                .returning(CacheEntry.key)
+            ).first()
+            session.commit()
+        return added is not None
 
     def delete(self, key: str) -> None:
         with self.session_factory() as session:

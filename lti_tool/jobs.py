@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from lti_tool.services import Services
@@ -22,27 +23,43 @@ QUEUE_NAME = "lti-tool"
 SWEEPERS: list[Callable[[Services], int]] = []
 
 _worker_services: Services | None = None
+# The services of the caller while a job runs in-process (no Redis): the job must use the
+# caller's database and cache, not a second set built from the environment.
+_inline_services: ContextVar[Services | None] = ContextVar("inline_services", default=None)
 
 
 def worker_services() -> Services:
-    """Services of a worker process, built once from the environment."""
+    """Services of a worker process, built once from the environment (or, for a job run
+    in-process, the services of whoever enqueued it)."""
     global _worker_services
+    inline = _inline_services.get()
+    if inline is not None:
+        return inline
     if _worker_services is None:
         _worker_services = Services(load_settings())
     return _worker_services
 
 
 def enqueue(
-    services: Services, func: Callable[..., Any], *args: Any, job_id: str | None = None
+    services: Services,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str | None = None,
+    job_timeout: int = 600,
 ) -> None:
-    """Run `func(*args)` in a worker, or right now when no Redis is configured."""
+    """Run `func(*args)` in a worker, or right now when no Redis is configured. `job_timeout`
+    is how long RQ lets it run before killing it."""
     if services.redis is None:
-        func(*args)
+        reset = _inline_services.set(services)
+        try:
+            func(*args)
+        finally:
+            _inline_services.reset(reset)
         return
     from rq import Queue
 
     Queue(QUEUE_NAME, connection=services.redis).enqueue(
-        func, *args, job_id=job_id, job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400
+        func, *args, job_id=job_id, job_timeout=job_timeout, result_ttl=3600, failure_ttl=7 * 86400
     )
 
 
@@ -52,6 +69,19 @@ def sweep(services: Services) -> int:
     for sweeper in SWEEPERS:
         total += sweeper(services)
     return total
+
+
+# A MOOC's roster is many pages (platforms may cap a page well below our limit): an hour.
+SYNC_ROSTER_TIMEOUT = 3600
+
+
+def sync_roster(course_id: int, memberships_url: str | None, lock_token: str | None = None) -> dict:
+    """Sync a course's roster from its LMS (NRPS). `lock_token` is the course's sync lock, taken
+    by whoever enqueued this; without it the job takes the lock itself, or does nothing if
+    another sync of the course runs. Returns the sync's progress record."""
+    from lti_tool.lti.nrps import sync_course_roster
+
+    return sync_course_roster(worker_services(), course_id, memberships_url, lock_token).to_dict()
 
 
 def health_probe(token: str) -> str:

@@ -1,0 +1,442 @@
+"""One client for the LTI Advantage services (NRPS now, AGS next): tokens, retries, errors.
+
+The platform gives access tokens through the OAuth 2 client_credentials grant, the tool proving
+who it is with a JWT signed by its active key (LTI Security Framework, RFC 7523). A token lasts
+about an hour: it is kept in the shared cache, keyed by issuer + client id + scope set (Canvas
+cloud shares one issuer between institutions), until shortly before it expires, so every web
+process and worker uses the same one and a platform sees one token request per hour, not one
+per call.
+
+Calls are retried with exponential backoff and jitter where retrying can help (connection
+errors, timeouts, 5xx, 429 with its Retry-After), within a bounded total wait; never on other
+4xx, except 401, where the token is dropped, a new one fetched, and the call made once more.
+Everything else becomes a ServiceError carrying the platform's status and message.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from joserfc.jwk import RSAKey
+from sqlalchemy.orm import Session
+
+from lti_tool.cache import Cache
+from lti_tool.lti import keys
+from lti_tool.lti.models import Platform
+
+log = logging.getLogger(__name__)
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# A client assertion is good for one token request: a short life limits its replay.
+ASSERTION_LIFETIME = 300
+# A token is dropped from the cache this long before the platform says it expires, so that a
+# call never starts with a token that dies on the way.
+TOKEN_MARGIN = 60
+# Assumed when a platform's token response has no expires_in.
+DEFAULT_EXPIRES_IN = 3600
+# While one process fetches a token, others wait for it (up to this long) instead of asking too.
+TOKEN_FETCH_LOCK_TTL = 30
+TOKEN_FETCH_WAIT = 10.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. `attempts` counts every try of one call; the total time spent waiting
+    between tries never exceeds `max_total_wait` (a longer Retry-After ends the retries)."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 60.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+    def backoff(self, retry: int) -> float:
+        """Exponential backoff with jitter ("equal jitter"): between half and all of
+        base * 2^retry, capped, so that many clients failing together do not retry together."""
+        ceiling = min(self.max_delay, self.base_delay * (2**retry))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class PlatformAccess:
+    """What the client needs to know about one registration (issuer + client id)."""
+
+    issuer: str
+    client_id: str
+    token_url: str
+    audience: str | None = None
+
+    @property
+    def assertion_audience(self) -> str:
+        """The `aud` of the client assertion: the registered audience, else the token URL."""
+        return self.audience or self.token_url
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_pem: str
+    alg: str = "RS256"
+
+
+class ServiceError(Exception):
+    """A service call (or its token request) that did not succeed, with what the platform said.
+
+    `status` is the HTTP status (None when no response came at all); `platform_message` the
+    error the platform gave; `stage` is "token" or "service".
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str = "",
+        platform_message: str = "",
+        stage: str = "service",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.platform_message = platform_message
+        self.stage = stage
+        self.attempts = attempts
+
+
+# Token requests made by this process, per (issuer, client id, scope set): tests and benchmarks
+# assert that many calls cost one token request.
+TOKEN_REQUESTS: Counter[tuple[str, str, str]] = Counter()
+_token_requests_lock = threading.Lock()
+
+
+def token_requests(issuer: str, client_id: str, scopes: Iterable[str] | None = None) -> int:
+    """How many token requests this process made for a registration (and scope set)."""
+    with _token_requests_lock:
+        if scopes is not None:
+            return TOKEN_REQUESTS[(issuer, client_id, scope_string(scopes))]
+        return sum(n for (i, c, _), n in TOKEN_REQUESTS.items() if (i, c) == (issuer, client_id))
+
+
+def scope_string(scopes: Iterable[str]) -> str:
+    """The scope set as one canonical string: sorted, no duplicates."""
+    return " ".join(sorted(set(scopes)))
+
+
+def token_cache_key(issuer: str, client_id: str, scopes: Iterable[str]) -> str:
+    """Issuer + client id + scope set: never the issuer alone (Canvas cloud shares one)."""
+    raw = json.dumps([issuer, client_id, scope_string(scopes)])
+    return "lti-access-token:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _jose_key(private_pem: str) -> RSAKey:
+    """The signing key parsed once per process (parsing checks the RSA key: ~50 ms)."""
+    return RSAKey.import_key(private_pem)
+
+
+def client_assertion(access: PlatformAccess, key: SigningKey, now: float | None = None) -> str:
+    """The JWT that authenticates the tool at the token endpoint: iss = sub = client id,
+    aud = the token URL (or registered audience), iat, exp, a fresh jti, and the key's kid."""
+    issued = int(now if now is not None else time.time())
+    return private_key_jwt_sign(
+        _jose_key(key.private_pem),
+        client_id=access.client_id,
+        token_endpoint=access.assertion_audience,
+        alg=key.alg,
+        claims={"jti": uuid.uuid4().hex},
+        header={"kid": key.kid, "typ": "JWT"},
+        issued_at=issued,
+        expires_at=issued + ASSERTION_LIFETIME,
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds the platform asks us to wait (Retry-After as seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def platform_message(response: requests.Response) -> str:
+    """The error a platform gave, from the shapes they use: OAuth (`error`,
+    `error_description`), Canvas (`errors: [{message}]`), `message`, or plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        if body.get("error"):
+            parts = [str(body["error"]), str(body.get("error_description") or "")]
+            return ": ".join(p for p in parts if p)
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            first = errors[0]
+            return str(first.get("message") if isinstance(first, dict) else first)
+        if isinstance(errors, dict) and errors.get("message"):
+            return str(errors["message"])
+        if body.get("message"):
+            return str(body["message"])
+    text = " ".join(response.text.split())
+    return text[:300] or (response.reason or "")
+
+
+def _is_retryable(status: int) -> bool:
+    return status == 429 or 500 <= status <= 599
+
+
+@dataclass
+class ServiceClient:
+    """Calls one platform's LTI Advantage services with an access token for a scope set."""
+
+    access: PlatformAccess
+    key: SigningKey
+    cache: Cache
+    http: requests.Session = field(default_factory=requests.Session)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+
+    # -- tokens ---------------------------------------------------------------------------
+    def access_token(self, scopes: Iterable[str]) -> str:
+        """A valid token for the scopes: from the shared cache, or fetched (once for all
+        processes: a process that finds another fetching waits for its token)."""
+        scopes = sorted(set(scopes))
+        cache_key = token_cache_key(self.access.issuer, self.access.client_id, scopes)
+        lock_key = cache_key + ":fetching"
+        add = getattr(self.cache, "add", None)
+        deadline = time.monotonic() + TOKEN_FETCH_WAIT
+        pause = 0.02
+        while True:
+            cached = self.cache.get(cache_key)
+            if cached is not None:
+                return cached["access_token"]
+            if add is None or time.monotonic() >= deadline:
+                return self._fetch_and_keep(scopes, cache_key)  # no lock to be had: ask anyway
+            if add(lock_key, True, TOKEN_FETCH_LOCK_TTL):
+                try:
+                    cached = self.cache.get(cache_key)  # kept while we took the lock?
+                    if cached is not None:
+                        return cached["access_token"]
+                    return self._fetch_and_keep(scopes, cache_key)
+                finally:
+                    self.cache.delete(lock_key)
+            time.sleep(pause)  # another process is fetching it: wait for its token
+            pause = min(pause * 2, 0.5)
+
+    def _fetch_and_keep(self, scopes: list[str], cache_key: str) -> str:
+        token, expires_in = self._fetch_token(scopes)
+        ttl = expires_in - TOKEN_MARGIN if expires_in > 2 * TOKEN_MARGIN else expires_in // 2
+        if ttl >= 1:
+            self.cache.set(cache_key, {"access_token": token}, int(ttl))
+        return token
+
+    def drop_token(self, scopes: Iterable[str], token: str) -> None:
+        """Forget a token the platform refused, unless another process already replaced it."""
+        cache_key = token_cache_key(self.access.issuer, self.access.client_id, scopes)
+        cached = self.cache.get(cache_key)
+        if cached is not None and cached.get("access_token") == token:
+            self.cache.delete(cache_key)
+
+    def _fetch_token(self, scopes: list[str]) -> tuple[str, int]:
+        scope = scope_string(scopes)
+        with _token_requests_lock:
+            TOKEN_REQUESTS[(self.access.issuer, self.access.client_id, scope)] += 1
+        url = self.access.token_url
+
+        def send() -> requests.Response:
+            # A new assertion (new jti, fresh times) for every try.
+            data = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion(self.access, self.key),
+                "scope": scope,
+            }
+            return self.http.post(
+                url, data=data, headers={"Accept": "application/json"}, timeout=self._timeout
+            )
+
+        response, tries = self._with_retries(send, url, stage="token")
+        if response.status_code >= 400:
+            raise self._error(response, url, "token", tries)
+        try:
+            body = response.json()
+            token = body["access_token"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServiceError(
+                f"The token endpoint {url} answered without an access_token.",
+                status=response.status_code,
+                url=url,
+                platform_message=platform_message(response),
+                stage="token",
+                attempts=tries,
+            ) from exc
+        try:
+            expires_in = int(body.get("expires_in") or DEFAULT_EXPIRES_IN)
+        except (TypeError, ValueError):
+            expires_in = DEFAULT_EXPIRES_IN
+        log.info(
+            "access token fetched",
+            extra={"issuer": self.access.issuer, "client_id": self.access.client_id},
+        )
+        return token, expires_in
+
+    # -- calls ----------------------------------------------------------------------------
+    def get(self, url: str, scopes: Iterable[str], **kwargs: Any) -> requests.Response:
+        return self.request("GET", url, scopes, **kwargs)
+
+    def post(self, url: str, scopes: Iterable[str], **kwargs: Any) -> requests.Response:
+        return self.request("POST", url, scopes, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        scopes: Iterable[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        accept: str = "application/json",
+        content_type: str | None = None,
+    ) -> requests.Response:
+        """Make one service call: a 2xx response, or a ServiceError."""
+        scopes = sorted(set(scopes))
+        token = self.access_token(scopes)
+        body = None if json is None else _json_dumps(json)
+        total_tries = 0
+        for renewed in (False, True):
+            headers = {"Authorization": f"Bearer {token}", "Accept": accept}
+            if body is not None:
+                headers["Content-Type"] = content_type or "application/json"
+
+            def send(headers: dict[str, str] = headers) -> requests.Response:
+                return self.http.request(
+                    method, url, params=params, data=body, headers=headers, timeout=self._timeout
+                )
+
+            response, tries = self._with_retries(send, url, stage="service")
+            total_tries += tries
+            if response.status_code == 401 and not renewed:
+                # The token expired early or was revoked: a new one, and one more try.
+                self.drop_token(scopes, token)
+                token = self.access_token(scopes)
+                continue
+            if response.status_code >= 400:
+                raise self._error(response, url, "service", total_tries)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self.policy.connect_timeout, self.policy.read_timeout)
+
+    def _with_retries(
+        self, send: Callable[[], requests.Response], url: str, stage: str
+    ) -> tuple[requests.Response, int]:
+        """Send until a response that retrying cannot change, or the tries or the time allowed
+        for waiting run out. Returns the last response and the number of tries."""
+        waited = 0.0
+        for attempt in range(1, self.policy.attempts + 1):
+            last_try = attempt == self.policy.attempts
+            try:
+                response = send()
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                delay = self.policy.backoff(attempt - 1)
+                if last_try or waited + delay > self.policy.max_total_wait:
+                    raise ServiceError(
+                        f"{stage.capitalize()} request to {url} failed after {attempt} "
+                        f"tries: {type(exc).__name__}: {exc}",
+                        url=url,
+                        platform_message=str(exc),
+                        stage=stage,
+                        attempts=attempt,
+                    ) from exc
+                log.warning("%s request to %s failed (%s); retrying", stage, url, exc)
+            else:
+                if not _is_retryable(response.status_code) or last_try:
+                    return response, attempt
+                delay = self.policy.backoff(attempt - 1)
+                asked = _retry_after(response)
+                if asked is not None:
+                    delay = asked + random.uniform(0, self.policy.base_delay)
+                if waited + delay > self.policy.max_total_wait:
+                    return response, attempt
+                log.warning(
+                    "%s request to %s answered %s; retrying in %.1fs",
+                    stage,
+                    url,
+                    response.status_code,
+                    delay,
+                )
+                response.close()
+            self.sleep(delay)
+            waited += delay
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _error(
+        self, response: requests.Response, url: str, stage: str, attempts: int
+    ) -> ServiceError:
+        message = platform_message(response)
+        what = "The token request to" if stage == "token" else "The call to"
+        return ServiceError(
+            f"{what} {url} failed with HTTP {response.status_code}: {message}",
+            status=response.status_code,
+            url=url,
+            platform_message=message,
+            stage=stage,
+            attempts=attempts,
+        )
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def client_for(
+    session: Session,
+    platform: Platform,
+    cache: Cache,
+    http: requests.Session | None = None,
+    policy: RetryPolicy | None = None,
+) -> ServiceClient:
+    """A client for a stored platform, signing with the tool's active key (the caller commits:
+    the key may have just been made)."""
+    key = keys.active_key(session)
+    return ServiceClient(
+        access=PlatformAccess(
+            issuer=platform.issuer,
+            client_id=platform.client_id,
+            token_url=platform.auth_token_url,
+            audience=platform.audience or None,
+        ),
+        key=SigningKey(kid=key.kid, private_pem=key.private_pem, alg=key.alg),
+        cache=cache,
+        http=http or requests.Session(),
+        policy=policy or RetryPolicy(),
+    )

@@ -1,0 +1,297 @@
+"""A fake LTI Advantage platform on loopback: an OAuth token endpoint that checks the tool's
+client assertion as a strict platform would, and service endpoints (a scripted one for the
+service client's tests, and NRPS with Link-header paging in Canvas and Moodle shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from werkzeug.wrappers import Request, Response
+
+from tests.support.servers import LoopbackServer
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+
+
+@dataclass
+class Failure:
+    """What the scripted service endpoint does instead of answering 200, once."""
+
+    status: int = 500
+    retry_after: str | None = None
+    delay: float = 0.0  # seconds to stall before answering (a timeout on the client's side)
+    body: dict | None = None
+
+
+@dataclass
+class Roster:
+    """The members of one context, served by the NRPS endpoint."""
+
+    context_id: str
+    members: list[dict]
+    shape: str = "canvas"  # canvas: absolute next links; moodle: relative links, from=offset
+    max_limit: int | None = None  # the platform's own cap on `limit` (Canvas caps it)
+    page_delay: float = 0.0  # seconds each page takes (a slow LMS)
+
+
+@dataclass
+class FakeAdvantagePlatform:
+    """One platform (issuer + client id) whose token endpoint verifies the tool's assertions
+    against the tool's JWKS (`tool_jwks` returns it)."""
+
+    tool_jwks: Callable[[], dict]
+    client_id: str = "fake-client"
+    issuer: str = "https://lms.example"
+    audience: str | None = None  # what `aud` must be; the token URL when None
+    expires_in: int = 3600
+    allowed_scopes: tuple[str, ...] = (
+        NRPS_SCOPE,
+        SCORE_SCOPE,
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    )
+    server: LoopbackServer = field(init=False)
+    token_requests: Counter = field(default_factory=Counter)  # scope string -> count
+    rejected_assertions: list[str] = field(default_factory=list)
+    service_calls: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, auth
+    failures: list[Failure] = field(default_factory=list)
+    token_failures: list[Failure] = field(default_factory=list)
+    rosters: dict[str, Roster] = field(default_factory=dict)
+    nrps_requests: list[str] = field(default_factory=list)
+    tokens: dict[str, dict] = field(default_factory=dict)  # token -> {"scopes", "expires"}
+    seen_jti: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.server = LoopbackServer(self.wsgi)
+
+    # -- addresses ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
+
+    def service_url(self, name: str = "thing") -> str:
+        return f"{self.url}/svc/{name}"
+
+    def memberships_url(self, context_id: str) -> str:
+        return f"{self.url}/nrps/{context_id}/memberships"
+
+    def stop(self) -> None:
+        # In the background: a werkzeug server takes up to half a second to notice.
+        threading.Thread(target=self.server.stop, daemon=True).start()
+
+    # -- scripting ------------------------------------------------------------------------
+    def fail_next(self, *failures: Failure) -> None:
+        with self.lock:
+            self.failures.extend(failures)
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far stops working (the platform's clock says they expired)."""
+        with self.lock:
+            self.tokens.clear()
+
+    def total_token_requests(self) -> int:
+        return sum(self.token_requests.values())
+
+    # -- WSGI -----------------------------------------------------------------------------
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        if request.path == "/token" and request.method == "POST":
+            response = self._token(request)
+        elif request.path.startswith("/svc/"):
+            response = self._service(request)
+        elif request.path.startswith("/nrps/"):
+            response = self._nrps(request)
+        else:
+            response = Response("not found", status=404)
+        return response(environ, start_response)
+
+    def _oauth_error(self, error: str, description: str, status: int = 400) -> Response:
+        self.rejected_assertions.append(f"{error}: {description}")
+        body = {"error": error, "error_description": description}
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    def _token(self, request: Request) -> Response:
+        with self.lock:
+            failure = self.token_failures.pop(0) if self.token_failures else None
+        if failure is not None:
+            return self._failure(failure)
+        form = request.form
+        if form.get("grant_type") != "client_credentials":
+            return self._oauth_error("unsupported_grant_type", "client_credentials only")
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            return self._oauth_error("invalid_request", "wrong client_assertion_type")
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError as exc:
+            return self._oauth_error("invalid_client", f"unreadable assertion: {exc}", 401)
+        if header.get("alg") != "RS256":
+            return self._oauth_error("invalid_client", f"alg {header.get('alg')} not allowed", 401)
+        keys = {k["kid"]: k for k in self.tool_jwks()["keys"]}
+        if header.get("kid") not in keys:
+            return self._oauth_error("invalid_client", f"unknown kid {header.get('kid')}", 401)
+        key = jwt.PyJWK.from_dict(keys[header["kid"]]).key
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                audience=self.audience or self.token_url,
+                issuer=self.client_id,
+                options={"require": ["iss", "sub", "aud", "iat", "exp", "jti"]},
+            )
+        except jwt.PyJWTError as exc:
+            return self._oauth_error("invalid_client", f"assertion refused: {exc}", 401)
+        if claims["sub"] != self.client_id:
+            return self._oauth_error("invalid_client", "sub is not the client id", 401)
+        if claims["exp"] - claims["iat"] > 3600 or claims["iat"] > time.time() + 60:
+            return self._oauth_error("invalid_client", "assertion lifetime is not acceptable")
+        scopes = form.get("scope", "").split()
+        with self.lock:
+            if claims["jti"] in self.seen_jti:
+                return self._oauth_error("invalid_client", "jti already used", 401)
+            self.seen_jti.add(claims["jti"])
+            unknown = set(scopes) - set(self.allowed_scopes)
+            if not scopes or unknown:
+                return self._oauth_error("invalid_scope", f"scopes not granted: {sorted(unknown)}")
+            self.token_requests[" ".join(sorted(scopes))] += 1
+            token = secrets.token_urlsafe(16)
+            self.tokens[token] = {"scopes": set(scopes), "expires": time.time() + self.expires_in}
+        body = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(scopes),
+        }
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def _authorised(self, request: Request, scope: str) -> bool:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return False
+        with self.lock:
+            token = self.tokens.get(auth[len("Bearer ") :])
+        return bool(token and token["expires"] > time.time() and scope in token["scopes"])
+
+    def _failure(self, failure: Failure) -> Response:
+        if failure.delay:
+            time.sleep(failure.delay)
+        headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+        body = failure.body or {"errors": [{"message": f"scripted failure {failure.status}"}]}
+        return Response(
+            json.dumps(body), status=failure.status, headers=headers, mimetype="application/json"
+        )
+
+    def _service(self, request: Request) -> Response:
+        with self.lock:
+            self.service_calls.append(
+                (request.method, request.path, request.headers.get("Authorization", ""))
+            )
+            failure = self.failures.pop(0) if self.failures else None
+        if failure is not None and failure.status != 401:
+            return self._failure(failure)
+        if failure is not None or not self._authorised(request, SCORE_SCOPE):
+            body = {"errors": [{"message": "Invalid access token"}]}
+            return Response(json.dumps(body), status=401, mimetype="application/json")
+        echo = {"ok": True, "path": request.path, "query": request.args.to_dict()}
+        if request.data:
+            echo["json"] = json.loads(request.data)
+        return Response(json.dumps(echo), mimetype="application/json")
+
+    def _nrps(self, request: Request) -> Response:
+        with self.lock:
+            self.nrps_requests.append(request.full_path)
+            failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            return self._failure(failure)
+        parts = request.path.strip("/").split("/")
+        roster = self.rosters.get(parts[1]) if len(parts) == 3 else None
+        if roster is None:
+            return Response("no such context", status=404)
+        if not self._authorised(request, NRPS_SCOPE):
+            body = {"errors": [{"message": "Invalid access token"}]}
+            return Response(json.dumps(body), status=401, mimetype="application/json")
+        if NRPS_MEDIA_TYPE not in request.headers.get("Accept", ""):
+            return Response("not acceptable", status=406)
+        if roster.page_delay:
+            time.sleep(roster.page_delay)
+        limit = int(request.args.get("limit") or 10)
+        if roster.max_limit:
+            limit = min(limit, roster.max_limit)
+        if roster.shape == "canvas":
+            offset = (int(request.args.get("page") or 1) - 1) * limit
+        else:
+            offset = int(request.args.get("from") or 0)
+        chunk = roster.members[offset : offset + limit]
+        headers = {}
+        if offset + limit < len(roster.members):
+            if roster.shape == "canvas":
+                page = offset // limit + 2
+                query = urlencode({"page": page, "per_page": limit, "limit": limit})
+                headers["Link"] = (
+                    f'<{self.memberships_url(roster.context_id)}?{query}>; rel="next", '
+                    f'<{self.memberships_url(roster.context_id)}?page=1>; rel="first", '
+                    f"<{self.memberships_url(roster.context_id)}?page="
+                    f'{math.ceil(len(roster.members) / limit)}>; rel="last"'
+                )
+            else:
+                query = urlencode({"limit": limit, "from": offset + limit})
+                headers["Link"] = f'<memberships?{query}>; rel="next"'
+        body: dict[str, Any] = {
+            "id": request.url,
+            "context": {"id": roster.context_id, "label": "C", "title": "Course"},
+            "members": chunk,
+        }
+        return Response(json.dumps(body), headers=headers, content_type=NRPS_MEDIA_TYPE)
+
+
+# -- member lists shaped like the platforms send them --------------------------------------------
+def canvas_member(n: int, role: str = "Learner", **extra: Any) -> dict:
+    member = {
+        "status": "Active",
+        "name": f"Canvas Person {n}",
+        "picture": "https://canvas.instructure.com/images/messages/avatar-50.png",
+        "given_name": "Canvas",
+        "family_name": f"Person {n}",
+        "email": f"person{n}@school.example",
+        "lis_person_sourcedid": f"SIS{n}",
+        "user_id": f"canvas-{n:05d}-5f0c",
+        "lti11_legacy_user_id": f"legacy{n}",
+        "roles": [MEMBERSHIP + role],
+    }
+    member.update(extra)
+    return member
+
+
+def moodle_member(n: int, role: str = "Learner", **extra: Any) -> dict:
+    member = {
+        "user_id": str(n),
+        "lis_person_sourcedid": "",
+        "roles": [MEMBERSHIP + role],
+        "name": f"Moodle User{n}",
+        "given_name": "Moodle",
+        "family_name": f"User{n}",
+        "email": f"user{n}@moodle.example",
+        "status": "Active",
+    }
+    member.update(extra)
+    return member
