@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lti_tool.cache import Cache, DatabaseCache, RedisCache
 from lti_tool.db import make_engine, make_session_factory
+from lti_tool.evidence.storage import Storage, make_storage
 from lti_tool.settings import Settings
 
 
@@ -40,3 +41,8 @@ class Services:
         if self.redis is not None:
             return RedisCache(self.redis)
         return DatabaseCache(self.session_factory)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """Evidence files: S3 when LTI_TOOL_S3_BUCKET is set, else instance_path/evidence."""
+        return make_storage(self.settings)

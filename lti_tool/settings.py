@@ -37,6 +37,16 @@ class Settings:
     tool_name: str = "Micro-credentials"
     # Not read from the environment: set by tests that need a different HTTP session.
     extra: dict = field(default_factory=dict, compare=False)
+    # Evidence uploads (lti_tool/evidence/storage.py): size limit in MB (1 MB = 1024 * 1024
+    # bytes) and the kinds accepted, a comma-separated list of pdf, document, image, audio, video.
+    evidence_max_upload_mb: int = 200
+    evidence_allowed_types: str = "pdf,document,image,audio,video"
+    # S3-compatible object store for evidence files; an empty bucket keeps them under
+    # instance_path/evidence. Credentials come from boto3's usual chain (AWS_* variables...).
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str = ""
 
     @property
     def is_production(self) -> bool:

@@ -1,0 +1,1 @@
+"""Evidence: submissions, attempts, evidence items and their files (no Flask here)."""
