@@ -76,11 +76,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["lti_tool"] = services
 
     from lti_tool.lti.views import blueprint as lti_blueprint
+    from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
 
     app.register_blueprint(lti_blueprint)
     app.register_blueprint(pages_blueprint)
+    app.register_blueprint(catalog_blueprint)
     app.register_blueprint(course_blueprint)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint

@@ -276,3 +276,61 @@ class RubricCriterion(Base):
     required: Mapped[bool] = mapped_column(Boolean, default=True)
 
     part: Mapped[Part] = relationship(back_populates="rubric")
+
+
+# -- Where the catalog is used: LMS courses and resource links (see mapping.py) ----------------
+MAPPED_BY = ("deep_linking", "launch", "educator")
+
+
+class CourseStack(Base):
+    """A stack an LMS course (roster `courses`) works towards; a course may hold several."""
+
+    __tablename__ = "course_stacks"
+    __table_args__ = (
+        UniqueConstraint("course_id", "stack_id"),
+        CheckConstraint("mapped_by IN ('deep_linking', 'launch', 'educator')", name="mapped_by"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    stack_id: Mapped[int] = mapped_column(ForeignKey("stacks.id", ondelete="CASCADE"), index=True)
+    # How the mapping was made (MAPPED_BY): picked in Deep Linking, by a launch, on the page.
+    mapped_by: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    stack: Mapped[Stack] = relationship()
+
+
+class LinkCredential(Base):
+    """The micro-credential an LMS resource link (roster `resource_links`) stands for.
+
+    One per link; many links (courses, platforms, runs of a MOOC) may name the same
+    micro-credential, by its stable key, not a version. `line_item_needed` is set when the
+    link was launched without a line item but the platform lets the tool create one (AGS
+    `lineitems` with the lineitem scope): the gradebook's AGS code creates it and calls
+    `mapping.line_item_created`.
+    """
+
+    __tablename__ = "link_credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_link_id: Mapped[int] = mapped_column(
+        ForeignKey("resource_links.id", ondelete="CASCADE"), unique=True
+    )
+    micro_credential_id: Mapped[int] = mapped_column(
+        ForeignKey("micro_credentials.id", ondelete="CASCADE"), index=True
+    )
+    # The stack the link was added from (the `stack` custom parameter), if any.
+    stack_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stacks.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    line_item_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The platform's line items container (AGS `lineitems`), where a missing one is created.
+    lineitems_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # The line item the tool created for this link through AGS.
+    created_lineitem_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    micro_credential: Mapped[MicroCredential] = relationship()
+    stack: Mapped[Stack | None] = relationship()

@@ -100,16 +100,20 @@ def current_versions(
     return {v.micro_credential_id: v for v in session.scalars(statement)}
 
 
-def list_stacks(session: Session) -> list[StackSummary]:
-    """Every stack with its members in order, in a fixed number of queries."""
-    stacks = session.scalars(
+def list_stacks(session: Session, keys: Iterable[str] | None = None) -> list[StackSummary]:
+    """Every stack (or those with the given keys) with its members in order, in a fixed number
+    of queries."""
+    statement = (
         select(Stack)
         .order_by(Stack.title, Stack.id)
         .options(
             selectinload(Stack.issuer),
             selectinload(Stack.members).selectinload(StackMember.micro_credential),
         )
-    ).all()
+    )
+    if keys is not None:
+        statement = statement.where(Stack.key.in_(list(keys)))
+    stacks = session.scalars(statement).all()
     ids = {m.micro_credential_id for s in stacks for m in s.members}
     summaries = _summaries(session, ids)
     return [

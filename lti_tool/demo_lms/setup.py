@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from lti_tool.demo_lms import store
 from lti_tool.demo_lms.platform import INSTITUTION_ROLE, ROLE, PlatformSigner, new_private_pem
 from lti_tool.lti.models import Platform
 from lti_tool.lti.platforms import PlatformSpec, add_platform, find_platform
@@ -51,10 +52,27 @@ COURSE = {
     "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"],
 }
 LINKS = ({"id": "demo-link-module-1", "title": "Module 1: Micro-credentials"},)
+# The lti_message_hint of the instructor's "Add micro-credentials (Deep Linking)" login.
+DEEP_LINK_HINT = "deep-linking"
+INSTRUCTOR_ROLES = (ROLE + "Instructor", INSTITUTION_ROLE + "Administrator")
 
 
 def person(key: str) -> DemoPerson | None:
     return next((p for p in PEOPLE if p.key == key), None)
+
+
+def teaches(demo_person: DemoPerson) -> bool:
+    """Whether the LMS lets this person add content to the course (instructors, admins)."""
+    return any(role in INSTRUCTOR_ROLES for role in demo_person.roles)
+
+
+def all_links(settings: Settings) -> list[dict]:
+    """The course's links: the built-in one, then those added through Deep Linking."""
+    return [dict(link) for link in LINKS] + store.added_links(settings)
+
+
+def find_link(settings: Settings, link_id: str) -> dict | None:
+    return next((link for link in all_links(settings) if link["id"] == link_id), None)
 
 
 def lms_url(settings: Settings) -> str:

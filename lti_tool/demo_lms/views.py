@@ -15,10 +15,14 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request
 
-from lti_tool.demo_lms import setup
+from lti_tool.demo_lms import setup, store
+from lti_tool.demo_lms.platform import CLAIM
+from lti_tool.demo_lms.returns import DeepLinkReturnError, accept_deep_link_response
 from lti_tool.web import services
 
 blueprint = Blueprint("demo", __name__, url_prefix="/demo")
+
+DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 # How the course page offers platform storage, and the lti_storage_target its links carry.
 STORAGE_MODES = {"parent": "_parent", "frame": "demo-lms-storage", "none": None}
@@ -37,24 +41,34 @@ def index():
     if mode not in STORAGE_MODES:
         abort(400, f"storage must be one of {', '.join(STORAGE_MODES)}")
     storage_target = STORAGE_MODES[mode]
+
+    def login_urls(login_hint: str, message_hint: str) -> tuple[str, str]:
+        params = {
+            "iss": setup.issuer(settings),
+            "login_hint": login_hint,
+            "target_link_uri": settings.url("/lti/launch"),
+            "lti_message_hint": message_hint,
+            "client_id": setup.CLIENT_ID,
+            "lti_deployment_id": setup.DEPLOYMENT_ID,
+        }
+        login = settings.url("/lti/login") + "?"
+        # Storage is offered to the frame the page holds; a new window (opened without an
+        # opener) has no platform page to talk to, so its link offers none.
+        in_frame = dict(params, lti_storage_target=storage_target) if storage_target else params
+        return login + urlencode(in_frame), login + urlencode(params)
+
+    links = setup.all_links(settings)
+    builtin = {link["id"] for link in setup.LINKS}
     launches = []
     for demo_person in setup.PEOPLE:
-        for link in setup.LINKS:
-            params = {
-                "iss": setup.issuer(settings),
-                "login_hint": demo_person.key,
-                "target_link_uri": settings.url("/lti/launch"),
-                "lti_message_hint": link["id"],
-                "client_id": setup.CLIENT_ID,
-                "lti_deployment_id": setup.DEPLOYMENT_ID,
-            }
-            login = settings.url("/lti/login") + "?"
-            # Storage is offered to the frame the page holds; a new window (opened without an
-            # opener) has no platform page to talk to, so its link offers none.
-            in_frame = dict(params, lti_storage_target=storage_target) if storage_target else params
-            launches.append(
-                (demo_person, link, login + urlencode(in_frame), login + urlencode(params))
-            )
+        for link in links:
+            frame_url, window_url = login_urls(demo_person.key, link["id"])
+            launches.append((demo_person, link, frame_url, window_url, link["id"] in builtin))
+    deep_links = [
+        (demo_person, *login_urls(demo_person.key, setup.DEEP_LINK_HINT))
+        for demo_person in setup.PEOPLE
+        if setup.teaches(demo_person)
+    ]
     storage = {
         "mode": mode,
         "target": storage_target,
@@ -65,6 +79,8 @@ def index():
         "demo/index.html",
         course=setup.COURSE,
         launches=launches,
+        deep_links=deep_links,
+        added_links=[link for link in links if link["id"] not in builtin],
         storage=storage,
         modes=list(STORAGE_MODES),
     )
@@ -105,25 +121,48 @@ def auth():
     demo_person = setup.person(params.get("login_hint", ""))
     if demo_person is None:
         problems.append("unknown login_hint")
-    link = next((lk for lk in setup.LINKS if lk["id"] == params.get("lti_message_hint")), None)
-    if link is None:
+    hint = params.get("lti_message_hint", "")
+    deep_linking = hint == setup.DEEP_LINK_HINT
+    link = None if deep_linking else setup.find_link(settings, hint)
+    if not deep_linking and link is None:
         problems.append("unknown lti_message_hint")
+    if deep_linking and demo_person is not None and not setup.teaches(demo_person):
+        problems.append("only the course's instructors can add content to it")
     if problems:
         abort(400, "The demo LMS refused the login: " + "; ".join(problems))
     signer = setup.signer(settings)
+    extra: dict = {}
+    if deep_linking:
+        extra[DL_SETTINGS] = {
+            "deep_link_return_url": setup.lms(settings, "/demo/deep-link-return"),
+            "accept_types": ["ltiResourceLink"],
+            "accept_presentation_document_targets": ["iframe", "window"],
+            "accept_multiple": True,
+            "accept_lineitem": True,
+            "auto_create": True,
+            "title": "Add micro-credentials",
+            "text": f"Activities for {setup.COURSE['title']}",
+            "data": store.new_deep_link_request(settings, demo_person.key),
+        }
+    else:
+        # Like every LMS, the link's custom parameters (from its content item) go in the
+        # custom claim of each launch.
+        extra[CLAIM + "custom"] = dict(link.get("custom") or {})
     claims = signer.launch_claims(
         nonce=params["nonce"],
         sub=f"demo-user-{demo_person.key}",
         roles=list(demo_person.roles),
         target_link_uri=settings.url("/lti/launch"),
         context=setup.COURSE,
-        resource_link=link,
+        resource_link={"id": link["id"], "title": link["title"]} if link else None,
         person={
             "name": demo_person.name,
             "given_name": demo_person.given_name,
             "family_name": demo_person.family_name,
             "email": demo_person.email,
         },
+        message_type="LtiDeepLinkingRequest" if deep_linking else "LtiResourceLinkRequest",
+        extra=extra,
     )
     claims["https://purl.imsglobal.org/spec/lti/claim/tool_platform"] = {
         "guid": "demo-lms",
@@ -135,4 +174,25 @@ def auth():
         "demo/form_post.html",
         action=params["redirect_uri"],
         fields={"id_token": signer.sign(claims), "state": params["state"]},
+    )
+
+
+@blueprint.route("/deep-link-return", methods=["POST"])
+def deep_link_return():
+    """Where the tool posts its LtiDeepLinkingResponse: verified as any LMS would (the tool's
+    JWKS over HTTP, issuer, audience, nonce, deployment, data), then each item becomes a link."""
+    settings = services().settings
+    try:
+        added = accept_deep_link_response(settings, request.form.get("JWT", ""))
+    except DeepLinkReturnError as exc:
+        page = render_template(
+            "demo/deep_link_done.html", added=[], error=exc.message, reason=exc.reason
+        )
+        return page, 400
+    return render_template(
+        "demo/deep_link_done.html",
+        added=added,
+        error=None,
+        reason=None,
+        course_url=setup.lms(settings, "/demo/"),
     )

@@ -8,11 +8,17 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
+from lti_tool.catalog import mapping
 from lti_tool.db import transaction
 from lti_tool.lti import keys
 from lti_tool.lti.adapters import DatabaseToolConf
 from lti_tool.lti.canvas import canvas_configuration
 from lti_tool.lti.claims import visit_from_claims
+from lti_tool.lti.deep_linking import (
+    DEEP_LINKING_REQUEST,
+    LinkCredentialClaims,
+    link_credential_claims,
+)
 from lti_tool.lti.errors import LaunchRefused
 from lti_tool.lti.launch import (
     CLAIM,
@@ -24,12 +30,16 @@ from lti_tool.lti.launch import (
 )
 from lti_tool.lti.platforms import RegistrationError, find_platform
 from lti_tool.lti.registration import register_platform
-from lti_tool.roster.service import record_visit
+from lti_tool.roster.models import ADMINISTRATOR, EDUCATOR
+from lti_tool.roster.service import RecordedVisit, record_visit
 from lti_tool.web import db, services
 from lti_tool.web.identity import Identity, sign_in
 
 blueprint = Blueprint("lti", __name__)
 log = logging.getLogger(__name__)
+
+# Who may select content for a course (Deep Linking).
+COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
 
 
 def launch_url() -> str:
@@ -111,9 +121,20 @@ def launch():
     platform = tool_conf.platform
     assert platform is not None
     visit = visit_from_claims(platform.id, body)
+    message_type = body.get(CLAIM + "message_type", "")
+    if message_type == DEEP_LINKING_REQUEST and visit.role not in COURSE_ROLES:
+        raise LaunchRefused(
+            "deep_linking_not_allowed",
+            "Only the course's educators can add micro-credentials to the course. Ask your "
+            "instructor if an activity is missing.",
+            403,
+        )
+    credential = link_credential_claims(body)
     try:
         with transaction(svc.session_factory) as session:
             recorded = record_visit(session, visit)
+            if credential is not None and recorded.resource_link_id is not None:
+                _map_link(session, recorded, credential)
     except IntegrityError as exc:
         # The platform was removed while this launch was under way (its registration may be
         # reused for a few seconds per process): refuse it as unregistered, never a 500.
@@ -131,10 +152,12 @@ def launch():
             resource_link_id=recorded.resource_link_id,
             role=recorded.role,
             launch_id=message.get_launch_id(),
-            message_type=body.get(CLAIM + "message_type", ""),
+            message_type=message_type,
         )
     )
-    response = redirect(url_for("pages.home", lt=token), code=303)
+    # A content selection (deep linking) request opens the catalog picker; the rest, home.
+    page = "catalog.pick" if message_type == DEEP_LINKING_REQUEST else "pages.home"
+    response = redirect(url_for(page, lt=token), code=303)
     # The login's state cookie has done its work: drop it, so cookies do not pile up in the
     # browser (and in every later request) for their five minutes.
     secure = svc.settings.uses_https
@@ -147,6 +170,25 @@ def launch():
         partitioned=secure,
     )
     return response
+
+
+def _map_link(session, recorded: RecordedVisit, credential: LinkCredentialClaims) -> None:
+    """Map the launched link to the micro-credential its custom claim names (and the course to
+    its stack). An unknown key is logged, never a refused launch: the link still opens (map_link
+    checks the key before it writes anything)."""
+    assert recorded.resource_link_id is not None and recorded.course_id is not None
+    try:
+        mapping.map_link(
+            session,
+            recorded.resource_link_id,
+            recorded.course_id,
+            credential.credential_key,
+            credential.stack_key,
+            has_line_item=credential.has_line_item,
+            lineitems_url=credential.lineitems_url,
+        )
+    except mapping.MappingError as exc:
+        log.warning("launch names an unknown micro-credential: %s", exc)
 
 
 def _retry_url(login_params: dict | None) -> str | None:

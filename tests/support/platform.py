@@ -23,6 +23,7 @@ from lti_tool.demo_lms.platform import CLAIM, INSTITUTION_ROLE, ROLE, PlatformSi
 from tests.support.servers import LoopbackServer
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 LEARNER = ROLE + "Learner"
 INSTRUCTOR = ROLE + "Instructor"
@@ -233,6 +234,73 @@ class TestPlatform:
         return claims
 
 
+    def deep_linking_claims(
+        self,
+        nonce: str,
+        target: str,
+        *,
+        shape: str = "canvas",
+        sub: str | None = None,
+        roles: list[str] | None = None,
+        settings: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> dict:
+        """A deep-linking request (LtiDeepLinkingRequest) shaped like Canvas sends it from an
+        assignment or link selection placement, or like Moodle's "Select content" button.
+        `settings` entries replace those of the deep_linking_settings claim (None removes)."""
+        if shape == "canvas":
+            base = self.canvas_claims(nonce, target, sub=sub, roles=roles or [INSTRUCTOR])
+            dl_settings: dict[str, Any] = {
+                "deep_link_return_url": (
+                    "https://canvas.example/courses/567/deep_linking_response?modal=true"
+                ),
+                "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["iframe", "window"],
+                "accept_media_types": "application/vnd.ims.lti.v1.ltilink",
+                "auto_create": True,
+                "accept_multiple": True,
+                "accept_lineitem": True,
+                "data": "canvas-dl-" + uuid.uuid4().hex,
+            }
+            base["https://www.instructure.com/placement"] = "link_selection"
+            base[AGS] = {
+                "scope": [
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                ],
+                "lineitems": "https://canvas.example/api/lti/courses/567/line_items",
+            }
+        else:
+            base = self.moodle_claims(nonce, target, sub=sub or "2", roles=roles or [INSTRUCTOR])
+            dl_settings = {
+                "deep_link_return_url": (
+                    f"{self.issuer}/mod/lti/contentitem_return.php?course=2&id=1&sesskey=abc123"
+                ),
+                "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["frame", "iframe", "window"],
+                "accept_copy_advice": False,
+                "accept_multiple": True,
+                "accept_unsigned": False,
+                "accept_lineitem": True,
+                "auto_create": False,
+                "can_confirm": False,
+                "title": "",
+                "text": "",
+                "data": "_" + uuid.uuid4().hex[:6],
+            }
+            base.pop(AGS, None)
+        base.pop(CLAIM + "resource_link", None)
+        base[CLAIM + "message_type"] = "LtiDeepLinkingRequest"
+        for name, value in (settings or {}).items():
+            if value is None:
+                dl_settings.pop(name, None)
+            else:
+                dl_settings[name] = value
+        base[DL_SETTINGS] = dl_settings
+        base.update(kw)
+        return base
+
+
 class PlatformHub:
     """Several test platforms behind one loopback server (JWKS per client id)."""
 
@@ -303,6 +371,21 @@ def launch(
     login = start_login(client, platform, base_url)
     claims_for = platform.canvas_claims if shape == "canvas" else platform.moodle_claims
     claims = claims_for(login.nonce, base_url + "/lti/launch", **claim_overrides)
+    return post_launch(client, platform.signer.sign(claims), login.state)
+
+
+def deep_link_launch(
+    client: FlaskClient,
+    platform: TestPlatform,
+    base_url: str,
+    shape: str = "canvas",
+    **claim_overrides: Any,
+):
+    """A full valid login + deep-linking request; returns the launch response."""
+    login = start_login(client, platform, base_url)
+    claims = platform.deep_linking_claims(
+        login.nonce, base_url + "/lti/launch", shape=shape, **claim_overrides
+    )
     return post_launch(client, platform.signer.sign(claims), login.state)
 
 
