@@ -9,14 +9,10 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
-from cryptography.hazmat.primitives import serialization
 from flask.testing import FlaskClient
-from jwcrypto.jwk import JWK
 from werkzeug.wrappers import Request, Response
 
 from lti_tool.demo_lms.platform import CLAIM, INSTITUTION_ROLE, ROLE, PlatformSigner
@@ -29,44 +25,6 @@ LEARNER = ROLE + "Learner"
 INSTRUCTOR = ROLE + "Instructor"
 TA = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 ADMIN = INSTITUTION_ROLE + "Administrator"
-
-
-class FastSigner(PlatformSigner):
-    """A PlatformSigner that parses its private key once.
-
-    Each parse of an RSA private key checks it (about 50 ms of CPU); the plain signer parses
-    on every token and every JWKS request, which would dominate the unit suite's run time.
-    """
-
-    @cached_property
-    def _private_key(self):
-        return serialization.load_pem_private_key(self.private_pem.encode(), password=None)
-
-    @cached_property
-    def _jwk(self) -> JWK:
-        return JWK.from_pyca(self._private_key)
-
-    @property
-    def kid(self) -> str:
-        return self._jwk.thumbprint()
-
-    def jwks(self) -> dict:
-        public = self._jwk.export_public(as_dict=True)
-        public.update({"kid": self.kid, "alg": "RS256", "use": "sig"})
-        return {"keys": [public]}
-
-    def sign(
-        self,
-        claims: dict[str, Any],
-        headers: dict[str, Any] | None = None,
-        algorithm: str = "RS256",
-    ) -> str:
-        return jwt.encode(
-            claims,
-            self._private_key,
-            algorithm=algorithm,
-            headers={"kid": self.kid, **(headers or {})},
-        )
 
 
 @dataclass
@@ -312,7 +270,7 @@ class PlatformHub:
         self, issuer: str, client_id: str, deployment_id: str, product: str = "other"
     ) -> TestPlatform:
         platform = TestPlatform(
-            FastSigner(issuer, client_id, deployment_id), self.server, product
+            PlatformSigner(issuer, client_id, deployment_id), self.server, product
         )
         self.platforms[client_id] = platform
         return platform

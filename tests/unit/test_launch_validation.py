@@ -23,17 +23,17 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
+from lti_tool.demo_lms.platform import PlatformSigner
 from lti_tool.lti.models import Platform
 from lti_tool.roster.models import Course, LmsUser
 from tests.conftest import BASE_URL, register
+from tests.support.platform import TestPlatform as LtiPlatform
 from tests.support.platform import (
-    FastSigner,
     launch,
     post_launch,
     refusal_reason,
     start_login,
 )
-from tests.support.platform import TestPlatform as LtiPlatform
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 TARGET = BASE_URL + "/lti/launch"
@@ -90,7 +90,7 @@ def test_valid_launch_is_accepted(client, canvas):
 
 # -- signature and keys ----------------------------------------------------------------------
 def test_token_signed_by_another_key_with_the_platforms_kid_is_refused(client, canvas):
-    impostor = FastSigner(canvas.issuer, canvas.client_id, canvas.deployment_id)
+    impostor = PlatformSigner(canvas.issuer, canvas.client_id, canvas.deployment_id)
     response = launch_with(
         client, canvas, sign=lambda c: impostor.sign(c, headers={"kid": canvas.signer.kid})
     )
@@ -109,7 +109,7 @@ def test_tampered_token_is_refused(client, canvas):
 def test_unknown_kid_is_refused_after_exactly_one_refetch(client, canvas):
     assert_launched(launch_with(client, canvas))  # the platform's JWKS is now cached
     hits = canvas.jwks_hits
-    stranger = FastSigner(canvas.issuer, canvas.client_id, canvas.deployment_id)
+    stranger = PlatformSigner(canvas.issuer, canvas.client_id, canvas.deployment_id)
     response = launch_with(client, canvas, sign=stranger.sign)
     assert_refused(response, "unknown_kid", 401)
     assert canvas.jwks_hits == hits + 1
@@ -118,7 +118,7 @@ def test_unknown_kid_is_refused_after_exactly_one_refetch(client, canvas):
 def test_platform_that_rotated_its_key_still_launches(client, canvas):
     assert_launched(launch_with(client, canvas))  # the old JWKS is now cached
     hits = canvas.jwks_hits
-    rotated = FastSigner(canvas.issuer, canvas.client_id, canvas.deployment_id)
+    rotated = PlatformSigner(canvas.issuer, canvas.client_id, canvas.deployment_id)
     canvas.extra_keys = rotated.jwks()["keys"]
     assert_launched(launch_with(client, canvas, sign=rotated.sign))
     assert canvas.jwks_hits == hits + 1
