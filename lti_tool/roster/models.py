@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_tool.db import Base, UTCDateTime, utcnow
@@ -13,6 +13,14 @@ LEARNER = "learner"
 EDUCATOR = "educator"
 ADMINISTRATOR = "administrator"
 ROLES = (LEARNER, EDUCATOR, ADMINISTRATOR)
+
+# Enrolment status: as NRPS reports a member (active, inactive, deleted), or "absent" when the
+# latest complete roster no longer lists someone the tool knew. A launch sets it back to active.
+ACTIVE = "active"
+INACTIVE = "inactive"
+DELETED = "deleted"
+ABSENT = "absent"
+STATUSES = (ACTIVE, INACTIVE, DELETED, ABSENT)
 
 
 class LmsUser(Base):
@@ -29,7 +37,8 @@ class LmsUser(Base):
     family_name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_launch_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # None for people a roster sync created who have never launched the tool.
+    last_launch_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     @property
     def display_name(self) -> str:
@@ -49,6 +58,8 @@ class Course(Base):
     context_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(String(500), default="")
     label: Mapped[str] = mapped_column(String(255), default="")
+    # The NRPS context_memberships_url from the latest launch that carried one.
+    context_memberships_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resource_links: Mapped[list[ResourceLink]] = relationship(back_populates="course")
@@ -76,11 +87,19 @@ class Enrollment(Base):
     """A user's role in a course: the LTI roles as sent, and what the tool makes of them."""
 
     __tablename__ = "enrollments"
-    __table_args__ = (UniqueConstraint("user_id", "course_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "course_id"),
+        CheckConstraint(
+            "status IN ('active', 'inactive', 'deleted', 'absent')", name="status"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("lms_users.id", ondelete="CASCADE"))
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20))
     lti_roles: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default=ACTIVE, server_default=ACTIVE)
+    # When a roster sync last listed this member (None: only known from launches).
+    roster_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
