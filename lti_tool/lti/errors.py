@@ -13,8 +13,10 @@ class LaunchRefused(Exception):
         self.reason = reason
         self.message = message
         self.status = status
-        # Where the person can try again (for example the login in a new window).
+        # Where the person can try again (for example the login in a new window), or the
+        # login parameters from which the web layer builds that URL.
         self.retry_url = retry_url
+        self.retry_params: dict[str, str] | None = None
 
 
 def refuse(reason: str, message: str, status: int = 400) -> LaunchRefused:

@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,7 +56,9 @@ class LoginStart:
     nonce: str
     storage_target: str | None
     auth_origin: str
-    cookie_headers: list[tuple[str, str]] = field(default_factory=list)
+    # Kept in the platform's storage (postMessage) to tie the launch to this browser when
+    # its cookies are blocked; the server keeps only its hash.
+    binding_secret: str
 
 
 def state_key(state: str) -> str:
@@ -131,8 +133,8 @@ def start_login(
         nonce=nonce,
         storage_target=storage_target,
         auth_origin=f"{auth.scheme}://{auth.netloc}",
+        binding_secret=binding_secret,
     )
-    decision.binding_secret = binding_secret  # type: ignore[attr-defined]
     return decision, redirect.do_redirect()
 
 
@@ -191,7 +193,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             "Your browser did not send back the cookie this tool set at login, so the launch "
             "cannot be tied to you. Open the tool in a new window, or allow cookies for this site.",
         )
-        blocked.retry_params = record.get("login_params") or {}  # type: ignore[attr-defined]
+        blocked.retry_params = record.get("login_params") or {}
         raise blocked
 
     # -- nonce: single use --
