@@ -84,6 +84,32 @@ def sync_roster(course_id: int, memberships_url: str | None, lock_token: str | N
     return sync_course_roster(worker_services(), course_id, memberships_url, lock_token).to_dict()
 
 
+def create_line_items() -> dict:
+    """Create through AGS the line items of links launched without one (each pending link once;
+    failures stay pending for the sweep). Returns what was done, by resource link id."""
+    from lti_tool.lti.ags import create_pending_line_items
+
+    return create_pending_line_items(worker_services()).to_dict()
+
+
+# The most pending links one sweep counts (the job itself goes through all of them).
+SWEEP_LINE_ITEMS_LIMIT = 1000
+
+
+def sweep_line_items(services: Services) -> int:
+    """Enqueue `create_line_items` when links wait for a line item; how many links wait."""
+    from lti_tool.catalog.mapping import links_needing_line_items
+
+    with services.session_factory() as session:
+        pending = len(links_needing_line_items(session, limit=SWEEP_LINE_ITEMS_LIMIT))
+    if pending:
+        enqueue(services, create_line_items)
+    return pending
+
+
+SWEEPERS.append(sweep_line_items)
+
+
 def health_probe(token: str) -> str:
     """A job that proves a worker runs our code: echoes its argument with the worker's pid."""
     return f"{token}:{os.getpid()}"
@@ -101,9 +127,14 @@ def run_worker(services: Services, burst: bool = False) -> None:
     # this parent (a sweeper's, say): they would be one socket shared by several processes.
     os.register_at_fork(after_in_child=_forget_inherited_connections)
     queue = Queue(QUEUE_NAME, connection=services.redis)
-    enqueued = sweep(services)
-    if enqueued:
-        log.info("sweep re-enqueued %d pending deliveries", enqueued)
+    try:
+        enqueued = sweep(services)
+    except Exception:
+        # The worker still serves the queue (jobs say what is wrong); `lti-tool sweep` later.
+        log.exception("the start-up sweep failed")
+    else:
+        if enqueued:
+            log.info("sweep re-enqueued %d pending deliveries", enqueued)
     Worker([queue], connection=services.redis).work(burst=burst, with_scheduler=True)
 
 

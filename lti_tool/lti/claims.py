@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lti_tool.lti.launch import AGS_CLAIM, CLAIM
+from lti_tool.lti.launch import AGS_CLAIM, CLAIM, NRPS_CLAIM
 from lti_tool.lti.roles import map_roles
 from lti_tool.roster.service import CourseInfo, LinkInfo, PersonInfo, Visit
 
@@ -13,7 +13,23 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+# The size of courses.context_memberships_url: a longer URL is not kept (never a failed launch).
+MEMBERSHIPS_URL_MAX = 1000
+
+
+def memberships_url_from_claims(body: dict[str, Any]) -> str | None:
+    """The NRPS context_memberships_url of a launch (an http(s) URL), else None."""
+    claim = body.get(NRPS_CLAIM)
+    if not isinstance(claim, dict):
+        return None
+    url = claim.get("context_memberships_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return None
+    return url if len(url) <= MEMBERSHIPS_URL_MAX else None
+
+
 def visit_from_claims(platform_id: int, body: dict[str, Any]) -> Visit:
+    """What a validated launch says about who, where and through which link."""
     roles = body.get(CLAIM + "roles") or []
     if not isinstance(roles, list):
         roles = [roles]
@@ -33,6 +49,7 @@ def visit_from_claims(platform_id: int, body: dict[str, Any]) -> Visit:
             context_id=str(context["id"]),
             title=_text(context.get("title")),
             label=_text(context.get("label")),
+            context_memberships_url=memberships_url_from_claims(body),
         )
     link_claim = body.get(CLAIM + "resource_link") or {}
     link = None

@@ -1,6 +1,7 @@
 """Names and Role Provisioning Services 2.0: a course's members from the LMS, page by page.
 
-The LMS gives the context memberships URL in each launch (the namesroleservice claim). Members
+The LMS gives the context memberships URL in each launch (the namesroleservice claim); the
+launch records it on the course (`courses.context_memberships_url`). Members
 come in pages linked by `Link: <...>; rel="next"` headers; the tool asks for `limit` members
 a page (platforms may give fewer: Canvas caps it) and never holds more than one page, so a MOOC
 roster costs the memory of one page. The wire format is mapped here to the roster domain's
@@ -15,9 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from lti_tool.cache import Cache
-from lti_tool.lti.adapters import CacheLaunchDataStorage
-from lti_tool.lti.launch import NRPS_CLAIM
 from lti_tool.lti.models import Platform
 from lti_tool.lti.roles import map_roles
 from lti_tool.lti.service_client import ServiceClient, client_for
@@ -32,8 +30,6 @@ MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 DEFAULT_LIMIT = 500
 # A guard against a platform whose next links go round in circles or never end.
 MAX_PAGES = 10_000
-# How long the memberships URL of a course is remembered after the last launch that gave it.
-URL_TTL = 180 * 86400
 
 
 class RosterSourceError(Exception):
@@ -47,42 +43,6 @@ class MembershipPage:
     context_id: str | None
     members: list[RosterMember]
     skipped: int  # members without a user id
-
-
-# -- where the roster is: the URL a launch gave, per course ------------------------------------
-def memberships_url_from_claims(body: dict[str, Any]) -> str | None:
-    claim = body.get(NRPS_CLAIM)
-    if not isinstance(claim, dict):
-        return None
-    url = claim.get("context_memberships_url")
-    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
-
-
-def _url_key(course_id: int) -> str:
-    return f"nrps-url:{course_id}"
-
-
-def remember_memberships_url(cache: Cache, course_id: int, url: str) -> None:
-    """Keep the URL for the course (in the shared cache, until `courses` gets a column)."""
-    if cache.get(_url_key(course_id)) != url:
-        cache.set(_url_key(course_id), url, URL_TTL)
-
-
-def remembered_memberships_url(cache: Cache, course_id: int) -> str | None:
-    return cache.get(_url_key(course_id))
-
-
-def memberships_url_for(cache: Cache, course_id: int, launch_id: str | None) -> str | None:
-    """The course's memberships URL: from the launch that signed the person in (its validated
-    claims stay in the shared cache a day), remembered for the course; else the one remembered
-    from an earlier launch."""
-    if launch_id:
-        body = CacheLaunchDataStorage(cache).get_value(launch_id)
-        url = memberships_url_from_claims(body) if isinstance(body, dict) else None
-        if url:
-            remember_memberships_url(cache, course_id, url)
-            return url
-    return remembered_memberships_url(cache, course_id)
 
 
 # -- reading pages -----------------------------------------------------------------------------
@@ -167,22 +127,23 @@ def sync_course_roster(
     lock_token: str | None = None,
     limit: int | None = DEFAULT_LIMIT,
 ) -> SyncProgress:
-    """Sync a course's roster from its LMS (one sync per course at a time; see run_sync)."""
+    """Sync a course's roster from its LMS (one sync per course at a time; see run_sync), from
+    `memberships_url`, else the one the course's launches recorded."""
     cache = services.cache
 
     def pages() -> Iterator[list[RosterMember]]:
         # Everything happens inside run_sync, so any failure is recorded as the sync's.
-        url = memberships_url or remembered_memberships_url(cache, course_id)
-        if not url:
-            raise RosterSourceError(
-                "The LMS has not offered its roster service (Names and Role Provisioning) in a "
-                "launch of this course. Check that the tool's registration has that scope."
-            )
-        remember_memberships_url(cache, course_id, url)
         with services.session_factory() as session:
             course = session.get(Course, course_id)
             if course is None:
                 raise RosterSourceError(f"There is no course {course_id}.")
+            url = memberships_url or course.context_memberships_url
+            if not url:
+                raise RosterSourceError(
+                    "The LMS has not offered its roster service (Names and Role Provisioning) "
+                    "in a launch of this course. Check that the tool's registration has that "
+                    "scope."
+                )
             platform = session.get(Platform, course.platform_id)
             if platform is None:
                 raise RosterSourceError("The course's platform is no longer registered.")

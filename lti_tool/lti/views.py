@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
+from lti_tool import jobs
 from lti_tool.catalog import mapping
 from lti_tool.db import transaction
 from lti_tool.lti import keys
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # Who may select content for a course (Deep Linking).
 COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
+# Launches of a link still waiting for its line item ask for it at most this often (seconds):
+# a MOOC's learners launching while the platform fails must not queue a job each.
+LINE_ITEM_ASK_INTERVAL = 60
 
 
 def launch_url() -> str:
@@ -130,11 +134,12 @@ def launch():
             403,
         )
     credential = link_credential_claims(body)
+    mapped = None
     try:
         with transaction(svc.session_factory) as session:
             recorded = record_visit(session, visit)
             if credential is not None and recorded.resource_link_id is not None:
-                _map_link(session, recorded, credential)
+                mapped = _map_link(session, recorded, credential)
     except IntegrityError as exc:
         # The platform was removed while this launch was under way (its registration may be
         # reused for a few seconds per process): refuse it as unregistered, never a 500.
@@ -144,6 +149,8 @@ def launch():
             "registered with this tool.",
             403,
         ) from exc
+    if mapped is not None and mapped.line_item_needed:
+        _create_line_items(mapped.resource_link_id)
     token = sign_in(
         Identity(
             platform_id=platform.id,
@@ -172,13 +179,15 @@ def launch():
     return response
 
 
-def _map_link(session, recorded: RecordedVisit, credential: LinkCredentialClaims) -> None:
+def _map_link(
+    session, recorded: RecordedVisit, credential: LinkCredentialClaims
+) -> mapping.LinkMapping | None:
     """Map the launched link to the micro-credential its custom claim names (and the course to
     its stack). An unknown key is logged, never a refused launch: the link still opens (map_link
     checks the key before it writes anything)."""
     assert recorded.resource_link_id is not None and recorded.course_id is not None
     try:
-        mapping.map_link(
+        return mapping.map_link(
             session,
             recorded.resource_link_id,
             recorded.course_id,
@@ -189,6 +198,20 @@ def _map_link(session, recorded: RecordedVisit, credential: LinkCredentialClaims
         )
     except mapping.MappingError as exc:
         log.warning("launch names an unknown micro-credential: %s", exc)
+        return None
+
+
+def _create_line_items(resource_link_id: int) -> None:
+    """The launched link waits for its AGS line item (recorded in the launch's transaction):
+    create it now (a job), unless a launch of the link asked within LINE_ITEM_ASK_INTERVAL.
+    Never a failed launch: what fails stays pending for the sweep."""
+    svc = services()
+    try:
+        key = f"line-items-asked:{resource_link_id}"
+        if svc.cache.add(key, True, LINE_ITEM_ASK_INTERVAL):
+            jobs.enqueue(svc, jobs.create_line_items)
+    except Exception as exc:  # the queue unreachable, or the in-process job failed
+        log.warning("line items not created after a launch (the sweep will): %s", exc)
 
 
 def _retry_url(login_params: dict | None) -> str | None:

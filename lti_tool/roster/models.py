@@ -89,9 +89,7 @@ class Enrollment(Base):
     __tablename__ = "enrollments"
     __table_args__ = (
         UniqueConstraint("user_id", "course_id"),
-        CheckConstraint(
-            "status IN ('active', 'inactive', 'deleted', 'absent')", name="status"
-        ),
+        CheckConstraint("status IN ('active', 'inactive', 'deleted', 'absent')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import upsert, utcnow
-from lti_tool.roster.models import Course, Enrollment, LmsUser, ResourceLink
+from lti_tool.roster.models import ACTIVE, Course, Enrollment, LmsUser, ResourceLink
 
 
 @dataclass
@@ -26,6 +26,9 @@ class CourseInfo:
     context_id: str
     title: str = ""
     label: str = ""
+    # The NRPS context_memberships_url, when the launch offered the roster service. A launch
+    # without one leaves the course's recorded URL as it is.
+    context_memberships_url: str | None = None
 
 
 @dataclass
@@ -63,7 +66,10 @@ LAST_LAUNCH_RESOLUTION = timedelta(minutes=5)
 
 
 def record_visit(session: Session, visit: Visit) -> RecordedVisit:
-    """Upsert the user, course, link and enrolment a launch reports (idempotent, race-safe)."""
+    """Upsert the user, course, link and enrolment a launch reports (idempotent, race-safe).
+
+    The launch makes the enrolment active again (whatever a roster sync marked it).
+    """
     now = utcnow()
     unchanged = _unchanged_visit(session, visit, now)
     if unchanged is not None:
@@ -84,15 +90,18 @@ def record_visit(session: Session, visit: Visit) -> RecordedVisit:
             },
         )
     if visit.course is not None:
+        course_values = {
+            "deployment_id": visit.deployment_id,
+            "title": visit.course.title,
+            "label": visit.course.label,
+        }
+        if visit.course.context_memberships_url:
+            course_values["context_memberships_url"] = visit.course.context_memberships_url
         course_id = upsert(
             session,
             Course,
             {"platform_id": visit.platform_id, "context_id": visit.course.context_id},
-            {
-                "deployment_id": visit.deployment_id,
-                "title": visit.course.title,
-                "label": visit.course.label,
-            },
+            course_values,
         )
         if visit.link is not None:
             link_id = upsert(
@@ -110,12 +119,17 @@ def record_visit(session: Session, visit: Visit) -> RecordedVisit:
                 session,
                 Enrollment,
                 {"user_id": user_id, "course_id": course_id},
-                {"role": visit.role, "lti_roles": visit.lti_roles, "updated_at": now},
+                {
+                    "role": visit.role,
+                    "lti_roles": visit.lti_roles,
+                    "status": ACTIVE,
+                    "updated_at": now,
+                },
             )
     return RecordedVisit(user_id, course_id, link_id, visit.role)
 
 
-# Built once: building this select (16 columns, 3 joins) cost more than running it.
+# Built once: building this select (18 columns, 3 joins) cost more than running it.
 _RECORDED_VISIT = (
     select(
         LmsUser.id.label("user_id"),
@@ -128,12 +142,14 @@ _RECORDED_VISIT = (
         Course.deployment_id,
         Course.title.label("course_title"),
         Course.label,
+        Course.context_memberships_url,
         ResourceLink.id.label("link_id"),
         ResourceLink.title.label("link_title"),
         ResourceLink.lineitem_url,
         ResourceLink.custom,
         Enrollment.role,
         Enrollment.lti_roles,
+        Enrollment.status,
     )
     .join(Course, Course.platform_id == LmsUser.platform_id)
     .join(ResourceLink, ResourceLink.course_id == Course.id)
@@ -167,16 +183,19 @@ def _unchanged_visit(session: Session, visit: Visit, now: datetime) -> RecordedV
     ).first()
     if row is None:
         return None
+    # A launch without a memberships URL keeps the recorded one: no change to write.
+    memberships_url = course.context_memberships_url or row.context_memberships_url
     recorded = (
         row.name, row.given_name, row.family_name, row.email,
-        row.deployment_id, row.course_title, row.label,
-        row.link_title, row.lineitem_url, row.custom, row.role, row.lti_roles,
+        row.deployment_id, row.course_title, row.label, row.context_memberships_url,
+        row.link_title, row.lineitem_url, row.custom, row.role, row.lti_roles, row.status,
     )  # fmt: skip
     reported = (
         person.name, person.given_name, person.family_name, person.email,
-        visit.deployment_id, course.title, course.label,
-        link.title, link.lineitem_url, link.custom, visit.role, visit.lti_roles,
+        visit.deployment_id, course.title, course.label, memberships_url,
+        link.title, link.lineitem_url, link.custom, visit.role, visit.lti_roles, ACTIVE,
     )  # fmt: skip
-    if recorded != reported or row.last_launch_at < now - LAST_LAUNCH_RESOLUTION:
+    last_launch = row.last_launch_at
+    if recorded != reported or last_launch is None or last_launch < now - LAST_LAUNCH_RESOLUTION:
         return None
     return RecordedVisit(row.user_id, row.course_id, row.link_id, visit.role)

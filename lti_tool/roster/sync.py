@@ -4,12 +4,13 @@ The domain side only: it neither knows where members come from (the LMS's NRPS, 
 nor who asked (the web). Each page is written in its own transaction with a constant number of
 statements (bulk upserts), so a 50,000-member course costs the same per page as a small one and
 is never held in memory at once. Progress and the one-sync-per-course lock live in the shared
-cache, so any web process can show how far a worker has got.
+cache (they may be lost: a lost lock only allows a second sync, lost progress only its display),
+so any web process can show how far a worker has got.
 
-Members marked Inactive or Deleted, and enrolments absent from a complete sync, keep their row
-and role (their work stays theirs) and are *marked*. Enrolments have no status column yet, so
-the marks are kept in the shared cache per course (see `marks`); they come back with the next
-sync if the cache is lost. The next migration should add `enrollments.status`.
+Members reported Inactive or Deleted, and enrolments absent from a complete sync, keep their row
+and role (their work stays theirs) and are *marked* in `enrollments.status` (inactive, deleted,
+absent); `enrollments.roster_synced_at` says when a sync last listed them. A launch makes the
+enrolment active again.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from lti_tool.cache import Cache
 from lti_tool.db import utcnow
+from lti_tool.roster import models
 from lti_tool.roster.models import LEARNER, Course, Enrollment, LmsUser
 
 log = logging.getLogger(__name__)
 
+# A member's status as NRPS reports it (RosterMember.status) ...
 ACTIVE, INACTIVE, DELETED = "Active", "Inactive", "Deleted"
 STATUSES = (ACTIVE, INACTIVE, DELETED)
+# ... and as enrollments.status records it.
+ENROLLMENT_STATUS = {ACTIVE: models.ACTIVE, INACTIVE: models.INACTIVE, DELETED: models.DELETED}
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 # A sync holds its course's lock this long after its last sign of life (each page renews it):
@@ -93,17 +98,13 @@ class PageOutcome:
     deleted_user_ids: list[int] = field(default_factory=list)
 
 
-# -- the shared cache: progress, lock, marks -------------------------------------------------
+# -- the shared cache: progress and lock --------------------------------------------------------
 def _progress_key(course_id: int) -> str:
     return f"roster-sync:{course_id}"
 
 
 def _lock_key(course_id: int) -> str:
     return f"roster-sync-lock:{course_id}"
-
-
-def _marks_key(course_id: int) -> str:
-    return f"roster-marks:{course_id}"
 
 
 def progress(cache: Cache, course_id: int) -> SyncProgress | None:
@@ -153,11 +154,6 @@ def mark_queued(cache: Cache, course_id: int) -> SyncProgress:
     return state
 
 
-def marks(cache: Cache, course_id: int) -> dict:
-    """User ids the last complete sync found not active: {"inactive", "deleted", "absent"}."""
-    return cache.get(_marks_key(course_id)) or {"inactive": [], "deleted": [], "absent": []}
-
-
 # -- the database ------------------------------------------------------------------------------
 def _insert(session: Session):
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -188,10 +184,11 @@ def apply_page(
     now: datetime | None = None,
 ) -> PageOutcome:
     """Write one page of members: at most three statements whatever the page size (users,
-    enrolments, and a lookup of the Deleted), each race-safe against concurrent launches.
+    enrolments with their status, and the Deleted marked), each race-safe against concurrent
+    launches.
 
-    A member without a name or e-mail keeps what a launch told us; a Deleted member is never
-    added, only marked if known.
+    A member without a name or e-mail keeps what a launch told us; a user the sync creates has
+    no last launch. A Deleted member is never added, only marked if known.
     """
     now = now or utcnow()
     by_subject: dict[str, RosterMember] = {}
@@ -227,7 +224,6 @@ def apply_page(
                     "family_name": m.family_name,
                     "email": m.email,
                     "created_at": now,
-                    "last_launch_at": now,  # required; a sync is no launch, but has no better
                 }
                 for m in present
             ],
@@ -239,6 +235,8 @@ def apply_page(
             set_={
                 "role": enrollments.excluded.role,
                 "lti_roles": enrollments.excluded.lti_roles,
+                "status": enrollments.excluded.status,
+                "roster_synced_at": enrollments.excluded.roster_synced_at,
                 "updated_at": enrollments.excluded.updated_at,
             },
         )
@@ -250,6 +248,8 @@ def apply_page(
                     "course_id": course_id,
                     "role": m.role,
                     "lti_roles": list(m.lti_roles),
+                    "status": ENROLLMENT_STATUS[m.status],
+                    "roster_synced_at": now,
                     "updated_at": now,
                 }
                 for m in present
@@ -258,29 +258,46 @@ def apply_page(
         outcome.written = len(present)
         outcome.inactive_user_ids = [user_ids[m.subject] for m in present if m.status == INACTIVE]
     if deleted:
+        known = select(LmsUser.id).where(
+            LmsUser.platform_id == platform_id, LmsUser.subject.in_(deleted)
+        )
         outcome.deleted_user_ids = list(
-            session.scalars(
-                select(Enrollment.user_id)
-                .join(LmsUser, LmsUser.id == Enrollment.user_id)
-                .where(
-                    Enrollment.course_id == course_id,
-                    LmsUser.platform_id == platform_id,
-                    LmsUser.subject.in_(deleted),
-                )
-            )
+            connection.execute(
+                update(Enrollment)
+                .where(Enrollment.course_id == course_id, Enrollment.user_id.in_(known))
+                .values(status=models.DELETED, roster_synced_at=now, updated_at=now)
+                .returning(Enrollment.user_id)
+            ).scalars()
         )
     return outcome
 
 
-def absent_since(session: Session, course_id: int, since: datetime) -> list[int]:
-    """Users enrolled in the course whom neither this sync nor a launch has seen since it began."""
-    return list(
-        session.scalars(
-            select(Enrollment.user_id).where(
-                Enrollment.course_id == course_id, Enrollment.updated_at < since
-            )
-        )
+def mark_absent(session: Session, course_id: int, since: datetime) -> int:
+    """Mark absent every enrolment of the course that neither the sync begun at `since` nor a
+    launch has touched since; how many there are (one statement)."""
+    result = session.connection().execute(
+        update(Enrollment)
+        .where(Enrollment.course_id == course_id, Enrollment.updated_at < since)
+        .values(status=models.ABSENT, updated_at=utcnow())
     )
+    return result.rowcount
+
+
+def status_counts(session: Session, course_id: int) -> dict[str, int]:
+    """How many enrolments of the course have each status (statuses without any: 0)."""
+    counts = dict.fromkeys(models.STATUSES, 0)
+    rows = session.execute(
+        select(Enrollment.status, func.count())
+        .where(Enrollment.course_id == course_id)
+        .group_by(Enrollment.status)
+    )
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def course_memberships_url(session: Session, course_id: int) -> str | None:
+    """The NRPS memberships URL the course's launches recorded, if any."""
+    return session.scalar(select(Course.context_memberships_url).where(Course.id == course_id))
 
 
 def learner_count(session: Session, course_id: int) -> int:
@@ -300,7 +317,7 @@ def run_sync(
     pages: Iterable[Sequence[RosterMember]],
     lock_token: str | None = None,
 ) -> SyncProgress:
-    """Apply every page of a complete roster to a course, then mark who was not active.
+    """Apply every page of a complete roster to a course, then mark absent whom it did not list.
 
     `pages` is consumed lazily, one page at a time. With `lock_token` (from `claim`) the lock is
     already ours; without, it is taken here. If another sync holds it, nothing is done and its
@@ -317,8 +334,6 @@ def run_sync(
         state=RUNNING, queued_at=queued.get("queued_at"), started_at=started.isoformat()
     )
     _save(cache, course_id, state)
-    inactive: list[int] = []
-    deleted: list[int] = []
     try:
         with session_factory() as session:
             course = session.get(Course, course_id)
@@ -328,28 +343,15 @@ def run_sync(
         for page in pages:
             with session_factory() as session, session.begin():
                 outcome = apply_page(session, platform_id, course_id, page)
-            inactive += outcome.inactive_user_ids
-            deleted += outcome.deleted_user_ids
             state.pages += 1
             state.members += len(page)
-            state.inactive, state.deleted = len(inactive), len(deleted)
+            state.inactive += len(outcome.inactive_user_ids)
+            state.deleted += len(outcome.deleted_user_ids)
             if not _hold(cache, course_id, token):
                 raise RuntimeError("Another roster sync took over this course.")
             _save(cache, course_id, state)
-        with session_factory() as session:
-            marked = set(deleted)
-            absent = [u for u in absent_since(session, course_id, started) if u not in marked]
-        cache.set(
-            _marks_key(course_id),
-            {
-                "as_of": started.isoformat(),
-                "inactive": inactive,
-                "deleted": deleted,
-                "absent": absent,
-            },
-            PROGRESS_TTL,
-        )
-        state.absent = len(absent)
+        with session_factory() as session, session.begin():
+            state.absent = mark_absent(session, course_id, started)
         state.state = DONE
     except BaseException as exc:
         state.state = FAILED

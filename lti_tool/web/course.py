@@ -14,9 +14,8 @@ from typing import Any
 from flask import Blueprint, abort, redirect, request, url_for
 
 from lti_tool import jobs
-from lti_tool.lti.nrps import memberships_url_for, remembered_memberships_url
 from lti_tool.roster import sync as roster_sync
-from lti_tool.roster.models import ADMINISTRATOR, EDUCATOR
+from lti_tool.roster.models import ACTIVE, ADMINISTRATOR, EDUCATOR
 from lti_tool.web import db, services
 from lti_tool.web.identity import TOKEN_PARAM, Identity, _serializer, current_identity
 
@@ -46,20 +45,20 @@ def _home(token: str, notice: str) -> Any:
 
 
 def status_of(identity: Identity) -> dict:
-    """The roster box's facts as JSON: last sync's progress, learners known, marks."""
+    """The roster box's facts as JSON: last sync's progress, learners known, and how many
+    enrolments are not active (inactive, deleted or absent in the LMS)."""
     cache = services().cache
     course_id = identity.course_id
     assert course_id is not None
     state = roster_sync.progress(cache, course_id)
-    marks = roster_sync.marks(cache, course_id)
+    session = db()
+    counts = roster_sync.status_counts(session, course_id)
     return {
         "sync": state.to_dict() if state else None,
         "running": bool(state and state.active),
-        "learners": roster_sync.learner_count(db(), course_id),
-        "not_active": len(marks.get("inactive", []))
-        + len(marks.get("deleted", []))
-        + len(marks.get("absent", [])),
-        "service": remembered_memberships_url(cache, course_id) is not None,
+        "learners": roster_sync.learner_count(session, course_id),
+        "not_active": sum(n for status, n in counts.items() if status != ACTIVE),
+        "service": roster_sync.course_memberships_url(session, course_id) is not None,
     }
 
 
@@ -73,7 +72,7 @@ def sync_roster():
     svc = services()
     course_id = identity.course_id
     assert course_id is not None
-    url = memberships_url_for(svc.cache, course_id, identity.launch_id)
+    url = roster_sync.course_memberships_url(db(), course_id)
     if url is None:
         return _home(token, "no_service")
     lock = roster_sync.claim(svc.cache, course_id)
@@ -115,8 +114,6 @@ def _roster_box() -> dict:
         """What the educator page's roster box shows (None for anyone else)."""
         if identity is None or identity.role not in COURSE_ROLES or identity.course_id is None:
             return None
-        # The launch that signed the educator in may carry the roster URL: keep it now.
-        memberships_url_for(services().cache, identity.course_id, identity.launch_id)
         facts = status_of(identity)
         facts["token"] = _token(identity)
         facts["token_param"] = TOKEN_PARAM

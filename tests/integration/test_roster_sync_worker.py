@@ -1,5 +1,6 @@
 """A roster sync as production runs it: the educator's request enqueues it in Redis, a real
-`lti-tool worker` process fetches the NRPS pages from a loopback LMS and writes PostgreSQL, and
+`lti-tool worker` process fetches the NRPS pages from a loopback LMS and writes PostgreSQL
+(members' status in enrollments.status, the memberships URL from the launch on the course), and
 the web shows its progress from the shared cache."""
 
 from __future__ import annotations
@@ -61,11 +62,18 @@ def test_roster_sync_runs_in_the_worker(app, services, canvas, lms, worker, pg_u
     members[0] = canvas_member(0, "Instructor")
     members[1] = {k: v for k, v in canvas_member(1).items() if k not in ("email", "name")}
     members[2] = canvas_member(2, status="Deleted")
+    members[3] = canvas_member(3, status="Inactive")
     lms.rosters[CONTEXT] = Roster(CONTEXT, members, page_delay=0.3)
     claim = {"context_memberships_url": lms.memberships_url(CONTEXT), "service_versions": ["2.0"]}
     client = https_client(app)
     response = launch(client, canvas, BASE_URL, roles=[INSTRUCTOR], **{NRPS: claim})
     token = parse_qs(urlsplit(response.headers["Location"]).query)["lt"][0]
+    (course,) = rows(
+        pg_url,
+        "SELECT context_memberships_url FROM courses WHERE context_id = :context",
+        context=CONTEXT,
+    )
+    assert course.context_memberships_url == lms.memberships_url(CONTEXT)
 
     started = client.post("/course/roster/sync", data={"lt": token})
     assert parse_qs(urlsplit(started.headers["Location"]).query)["roster"] == ["started"]
@@ -84,7 +92,8 @@ def test_roster_sync_runs_in_the_worker(app, services, canvas, lms, worker, pg_u
 
     learners = rows(
         pg_url,
-        "SELECT u.subject, u.email, e.role FROM enrollments e JOIN lms_users u ON u.id = e.user_id "
+        "SELECT u.subject, u.email, u.last_launch_at, e.role, e.status, e.roster_synced_at "
+        "FROM enrollments e JOIN lms_users u ON u.id = e.user_id "
         "JOIN courses c ON c.id = e.course_id WHERE c.context_id = :context",
         context=CONTEXT,
     )
@@ -93,6 +102,17 @@ def test_roster_sync_runs_in_the_worker(app, services, canvas, lms, worker, pg_u
     assert by_subject["canvas-00000-5f0c"].role == "educator"
     assert by_subject["canvas-00001-5f0c"].email == ""
     assert "canvas-00002-5f0c" not in by_subject
+    # Status from the roster; the launching teacher, not in it, absent; sync-made users never
+    # launched.
+    statuses = {}
+    for row in learners:
+        statuses[row.status] = statuses.get(row.status, 0) + 1
+    assert statuses == {"active": 1198, "inactive": 1, "absent": 1}
+    assert by_subject["canvas-00003-5f0c"].status == "inactive"
+    teacher = next(r for r in learners if r.roster_synced_at is None)
+    assert teacher.status == "absent" and teacher.last_launch_at is not None
+    assert by_subject["canvas-00004-5f0c"].last_launch_at is None
+    assert final["not_active"] == 2
 
     # A second sync runs in another work horse process: the access token is shared through
     # Redis, so the platform still saw one token request.

@@ -1,6 +1,7 @@
 """A fake LTI Advantage platform on loopback: an OAuth token endpoint that checks the tool's
 client assertion as a strict platform would, and service endpoints (a scripted one for the
-service client's tests, and NRPS with Link-header paging in Canvas and Moodle shapes).
+service client's tests, NRPS with Link-header paging in Canvas and Moodle shapes, and AGS line
+items containers in both shapes that record what they receive and can be made to fail).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 
 
@@ -36,6 +40,7 @@ class Failure:
     retry_after: str | None = None
     delay: float = 0.0  # seconds to stall before answering (a timeout on the client's side)
     body: dict | None = None
+    applied: bool = False  # do the work anyway, then fail to say so (line item posts)
 
 
 @dataclass
@@ -59,11 +64,7 @@ class FakeAdvantagePlatform:
     issuer: str = "https://lms.example"
     audience: str | None = None  # what `aud` must be; the token URL when None
     expires_in: int = 3600
-    allowed_scopes: tuple[str, ...] = (
-        NRPS_SCOPE,
-        SCORE_SCOPE,
-        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-    )
+    allowed_scopes: tuple[str, ...] = (NRPS_SCOPE, SCORE_SCOPE, LINEITEM_SCOPE)
     server: LoopbackServer = field(init=False)
     token_requests: Counter = field(default_factory=Counter)  # scope string -> count
     rejected_assertions: list[str] = field(default_factory=list)
@@ -73,6 +74,12 @@ class FakeAdvantagePlatform:
     rosters: dict[str, Roster] = field(default_factory=dict)
     nrps_requests: list[str] = field(default_factory=list)
     tokens: dict[str, dict] = field(default_factory=dict)  # token -> {"scopes", "expires"}
+    # AGS line items, per context: what exists, every POST and GET received, scripted failures
+    # of the POSTs.
+    line_items: dict[str, list[dict]] = field(default_factory=dict)
+    line_item_posts: list[dict] = field(default_factory=list)
+    line_item_gets: list[str] = field(default_factory=list)
+    line_item_failures: list[Failure] = field(default_factory=list)
     seen_jti: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +101,12 @@ class FakeAdvantagePlatform:
     def memberships_url(self, context_id: str) -> str:
         return f"{self.url}/nrps/{context_id}/memberships"
 
+    def lineitems_url(self, context_id: str, shape: str = "canvas") -> str:
+        """The line items container of a context: Canvas's plain, Moodle's with a query."""
+        if shape == "canvas":
+            return f"{self.url}/ags/{context_id}/line_items"
+        return f"{self.url}/ags/{context_id}/lineitems?type_id=1"
+
     def stop(self) -> None:
         # In the background: a werkzeug server takes up to half a second to notice.
         threading.Thread(target=self.server.stop, daemon=True).start()
@@ -102,6 +115,10 @@ class FakeAdvantagePlatform:
     def fail_next(self, *failures: Failure) -> None:
         with self.lock:
             self.failures.extend(failures)
+
+    def fail_line_item_posts(self, *failures: Failure) -> None:
+        with self.lock:
+            self.line_item_failures.extend(failures)
 
     def expire_tokens(self) -> None:
         """Every token issued so far stops working (the platform's clock says they expired)."""
@@ -120,6 +137,8 @@ class FakeAdvantagePlatform:
             response = self._service(request)
         elif request.path.startswith("/nrps/"):
             response = self._nrps(request)
+        elif request.path.startswith("/ags/"):
+            response = self._line_items(request)
         else:
             response = Response("not found", status=404)
         return response(environ, start_response)
@@ -262,6 +281,71 @@ class FakeAdvantagePlatform:
             "members": chunk,
         }
         return Response(json.dumps(body), headers=headers, content_type=NRPS_MEDIA_TYPE)
+
+    def _line_items(self, request: Request) -> Response:
+        """A line items container (GET filtered as AGS allows, POST a new line item)."""
+        parts = request.path.strip("/").split("/")
+        if len(parts) != 3 or parts[2] not in ("line_items", "lineitems"):
+            return Response("no such container", status=404)
+        context, shape = parts[1], ("canvas" if parts[2] == "line_items" else "moodle")
+        if not self._authorised(request, LINEITEM_SCOPE):
+            body = {"errors": [{"message": "Invalid access token"}]}
+            return Response(json.dumps(body), status=401, mimetype="application/json")
+        if request.method == "GET":
+            with self.lock:
+                self.line_item_gets.append(request.full_path)
+                items = list(self.line_items.get(context, []))
+            filters = {
+                "resourceLinkId": request.args.get("resource_link_id"),
+                "resourceId": request.args.get("resource_id"),
+                "tag": request.args.get("tag"),
+            }
+            found = [
+                item
+                for item in items
+                if all(value is None or item.get(name) == value for name, value in filters.items())
+            ]
+            return Response(json.dumps(found), content_type=LINEITEM_CONTAINER_MEDIA_TYPE)
+        if request.method != "POST":
+            return Response("method not allowed", status=405)
+        try:
+            body = json.loads(request.data)
+        except ValueError:
+            body = None
+        with self.lock:
+            self.line_item_posts.append(
+                {
+                    "path": request.path,
+                    "query": request.query_string.decode(),
+                    "content_type": request.headers.get("Content-Type", ""),
+                    "accept": request.headers.get("Accept", ""),
+                    "json": body,
+                }
+            )
+            failure = self.line_item_failures.pop(0) if self.line_item_failures else None
+        if failure is not None and not failure.applied:
+            return self._failure(failure)
+        if request.headers.get("Content-Type") != LINEITEM_MEDIA_TYPE:
+            return Response("unsupported media type", status=415)
+        fields = body if isinstance(body, dict) else {}
+        maximum = fields.get("scoreMaximum")
+        if not isinstance(fields.get("label"), str) or not (
+            isinstance(maximum, int | float) and maximum > 0
+        ):
+            body = {"errors": [{"message": "label and a positive scoreMaximum are required"}]}
+            return Response(json.dumps(body), status=400, mimetype="application/json")
+        with self.lock:
+            items = self.line_items.setdefault(context, [])
+            number = len(items) + 1
+            if shape == "canvas":
+                item_id = f"{self.url}/ags/{context}/line_items/{number}"
+            else:
+                item_id = f"{self.url}/ags/{context}/lineitems/{number}/lineitem?type_id=1"
+            item = {"id": item_id, **fields}
+            items.append(item)
+        if failure is not None:
+            return self._failure(failure)
+        return Response(json.dumps(item), status=201, content_type=LINEITEM_MEDIA_TYPE)
 
 
 # -- member lists shaped like the platforms send them --------------------------------------------

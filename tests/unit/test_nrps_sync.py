@@ -1,7 +1,8 @@
 """Roster sync from NRPS against a fake platform: pages followed through Link headers with a
 limit, Canvas- and Moodle-shaped members, members without e-mail, Deleted and Inactive members,
-absent ones; a constant number of SQL statements per page; the educator's roster box and its
-progress; one sync per course; learners refused."""
+absent ones, each marked in enrollments.status (a launch makes it active again); a constant
+number of SQL statements per page; the memberships URL a launch gives kept on the course; the
+educator's roster box and its progress; one sync per course; learners refused."""
 
 from __future__ import annotations
 
@@ -109,6 +110,25 @@ def roster_of(services, course_id: int) -> dict[str, tuple]:
         return {r.subject: (r.role, r.name, r.email, r.lti_roles) for r in rows}
 
 
+def statuses_of(services, course_id: int) -> dict[str, tuple]:
+    """subject -> (enrolment status, roster synced?, ever launched?) of every enrolment."""
+    with services.session_factory() as session:
+        rows = session.execute(
+            select(
+                LmsUser.subject,
+                Enrollment.status,
+                Enrollment.roster_synced_at,
+                LmsUser.last_launch_at,
+            )
+            .join(Enrollment, Enrollment.user_id == LmsUser.id)
+            .where(Enrollment.course_id == course_id)
+        )
+        return {
+            r.subject: (r.status, r.roster_synced_at is not None, r.last_launch_at is not None)
+            for r in rows
+        }
+
+
 def canvas_roster() -> list[dict]:
     """25 members in the Canvas shape, with the awkward cases."""
     members = [canvas_member(n) for n in range(25)]
@@ -140,10 +160,10 @@ def on_roster_tables(statements: list[str]) -> list[str]:
 # -- paging and mapping -----------------------------------------------------------------------
 def test_canvas_roster_in_three_pages_through_link_headers(services, canvas, canvas_lms):
     platform_id = platform_id_of(services, canvas)
-    deleted_user, course_id = enrol(services, platform_id, CANVAS_CONTEXT, "canvas-00003-5f0c")
+    _, course_id = enrol(services, platform_id, CANVAS_CONTEXT, "canvas-00003-5f0c")
     # A launch told us member 2's e-mail; the roster (privacy settings) does not: it stays.
     enrol(services, platform_id, CANVAS_CONTEXT, "canvas-00002-5f0c", email="two@school.example")
-    gone_user, _ = enrol(services, platform_id, CANVAS_CONTEXT, "left-the-course")
+    enrol(services, platform_id, CANVAS_CONTEXT, "left-the-course")
     members = [*canvas_roster(), {"status": "Active", "name": "No id", "roles": []}]
     canvas_lms.rosters[CANVAS_CONTEXT] = Roster(CANVAS_CONTEXT, members, "canvas", max_limit=10)
 
@@ -177,21 +197,33 @@ def test_canvas_roster_in_three_pages_through_link_headers(services, canvas, can
     assert roster["left-the-course"][0] == "learner"
     assert len(roster) == 26  # 25 members (one Deleted, already known) + the one who left
 
-    marks = roster_sync.marks(services.cache, course_id)
-    with services.session_factory() as session:
-        inactive_user = session.scalar(
-            select(LmsUser.id).where(LmsUser.subject == "canvas-00004-5f0c")
-        )
-    assert marks["deleted"] == [deleted_user]
-    assert marks["inactive"] == [inactive_user]
-    assert marks["absent"] == [gone_user]
+    statuses = statuses_of(services, course_id)
+    # Listed by the sync; launched (3 and 2) or not (the others, created by the sync).
+    assert statuses["canvas-00003-5f0c"] == ("deleted", True, True)
+    assert statuses["canvas-00004-5f0c"] == ("inactive", True, False)
+    assert statuses["canvas-00002-5f0c"] == ("active", True, True)
+    assert statuses["canvas-00010-5f0c"] == ("active", True, False)
+    assert statuses["left-the-course"] == ("absent", False, True)
+    assert sum(1 for status, *_ in statuses.values() if status == "active") == 23
     assert (result.deleted, result.inactive, result.absent) == (1, 1, 1)
+    with services.session_factory() as session:
+        assert roster_sync.status_counts(session, course_id) == {
+            "active": 23,
+            "inactive": 1,
+            "deleted": 1,
+            "absent": 1,
+        }
+    assert services.cache.get(f"roster-marks:{course_id}") is None  # no marks in the cache
+
+    # Whoever launches again is active again.
+    for subject in ("left-the-course", "canvas-00003-5f0c"):
+        enrol(services, platform_id, CANVAS_CONTEXT, subject)
+    statuses = statuses_of(services, course_id)
+    assert statuses["left-the-course"][0] == statuses["canvas-00003-5f0c"][0] == "active"
 
 
 def test_a_deleted_member_never_known_is_not_added(services, canvas, canvas_lms):
-    teacher, course_id = enrol(
-        services, platform_id_of(services, canvas), CANVAS_CONTEXT, "teacher"
-    )
+    _, course_id = enrol(services, platform_id_of(services, canvas), CANVAS_CONTEXT, "teacher")
     canvas_lms.rosters[CANVAS_CONTEXT] = Roster(
         CANVAS_CONTEXT, [canvas_member(1), canvas_member(2, status="Deleted")]
     )
@@ -199,8 +231,9 @@ def test_a_deleted_member_never_known_is_not_added(services, canvas, canvas_lms)
     assert set(roster_of(services, course_id)) == {"teacher", "canvas-00001-5f0c"}
     with services.session_factory() as session:
         assert session.scalar(select(LmsUser).where(LmsUser.subject == "canvas-00002-5f0c")) is None
-    marks = roster_sync.marks(services.cache, course_id)
-    assert (marks["absent"], marks["deleted"]) == ([teacher], [])
+    statuses = statuses_of(services, course_id)
+    assert statuses["teacher"] == ("absent", False, True)
+    assert statuses["canvas-00001-5f0c"] == ("active", True, False)
 
 
 def test_moodle_roster_with_relative_links_and_from(services, moodle, moodle_lms):
@@ -298,6 +331,77 @@ def test_apply_page_uses_three_statements_for_any_page(services, canvas, stateme
     assert counts == [3, 3]
 
 
+# -- the memberships URL: kept on the course by launches ------------------------------------------
+def writes_in(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+
+
+def test_the_launch_record_keeps_the_memberships_url(services, canvas, statements):
+    platform_id = platform_id_of(services, canvas)
+
+    def record(url: str | None) -> int:
+        statements.clear()
+        with transaction(services.session_factory) as session:
+            recorded = record_visit(
+                session,
+                Visit(
+                    platform_id=platform_id,
+                    deployment_id="1",
+                    person=PersonInfo("sub-url", "Ann Lee"),
+                    course=CourseInfo("ctx-url", "Course", "C1", url),
+                    link=LinkInfo("link-url", "Active Listening"),
+                    role="learner",
+                    lti_roles=["Learner"],
+                ),
+            )
+        return recorded.course_id
+
+    def stored(course_id: int) -> str | None:
+        with services.session_factory() as session:
+            return session.get(Course, course_id).context_memberships_url
+
+    first, second = "https://lms.example/nrps/1", "https://lms.example/nrps/2?type_id=1"
+    course_id = record(first)
+    assert stored(course_id) == first and writes_in(statements)
+    record(first)  # the same launch again: one read, no write
+    assert writes_in(statements) == [] and len(statements) == 1
+    record(None)  # a launch without the roster service keeps the URL, and writes nothing
+    assert writes_in(statements) == [] and stored(course_id) == first
+    record(second)  # a new URL is written
+    assert writes_in(statements) and stored(course_id) == second
+    # A status a sync left makes the next launch write: active again.
+    with transaction(services.session_factory) as session:
+        session.execute(update(Enrollment).values(status="absent"))
+    record(second)
+    assert writes_in(statements)
+    with services.session_factory() as session:
+        assert session.scalars(select(Enrollment.status)).all() == ["active"]
+
+
+def test_a_launch_stores_the_memberships_url_on_the_course(
+    app, client, services, canvas, canvas_lms
+):
+    educator_launch(client, canvas, canvas_lms)
+    course_id = course_id_of(services, canvas)
+    with services.session_factory() as session:
+        course = session.get(Course, course_id)
+        assert course.context_memberships_url == canvas_lms.memberships_url(CANVAS_CONTEXT)
+    # The roster box knows the service is there, from the database (not the cache).
+    token = educator_launch(client, canvas, canvas_lms)
+    assert client.get("/course/roster/status", query_string={"lt": token}).get_json()["service"]
+    # A sync started from the page later uses it, however long after the launch.
+    canvas_lms.rosters[CANVAS_CONTEXT] = Roster(CANVAS_CONTEXT, canvas_roster())
+    result = nrps.sync_course_roster(services, course_id)
+    assert (result.state, result.members) == ("done", 25)
+
+
+def test_a_course_without_a_memberships_url_cannot_sync(services, canvas, canvas_lms):
+    _, course_id = enrol(services, platform_id_of(services, canvas), "ctx-none", "teacher")
+    with pytest.raises(nrps.RosterSourceError, match="has not offered its roster service"):
+        nrps.sync_course_roster(services, course_id)
+    assert roster_sync.progress(services.cache, course_id).state == "failed"
+
+
 # -- the one-sync-per-course lock ----------------------------------------------------------------
 def test_a_second_sync_does_not_start_while_one_runs(services, canvas, canvas_lms):
     _, course_id = enrol(services, platform_id_of(services, canvas), CANVAS_CONTEXT, "teacher")
@@ -346,9 +450,10 @@ def test_educator_syncs_from_the_course_page_and_sees_the_result(
     assert f'name="lt" value="{token}"' in page
     assert "Never synced" in page
     course_id = course_id_of(services, canvas)
-    assert nrps.remembered_memberships_url(services.cache, course_id) == (
-        canvas_lms.memberships_url(CANVAS_CONTEXT)
-    )
+    with services.session_factory() as session:
+        assert roster_sync.course_memberships_url(session, course_id) == (
+            canvas_lms.memberships_url(CANVAS_CONTEXT)
+        )
 
     response = client.post("/course/roster/sync", data={"lt": token})
     assert response.status_code == 302
