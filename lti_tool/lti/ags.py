@@ -27,13 +27,13 @@ from urllib.parse import urlsplit, urlunsplit
 from lti_tool.catalog import mapping
 from lti_tool.catalog.mapping import LineItemNeeded
 from lti_tool.db import transaction, utcnow
+from lti_tool.lti.launch import LINEITEM_SCOPE
 from lti_tool.lti.models import Platform
 from lti_tool.lti.service_client import ServiceClient, ServiceError, client_for
 from lti_tool.services import Services
 
 log = logging.getLogger(__name__)
 
-LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 

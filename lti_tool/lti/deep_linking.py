@@ -20,7 +20,7 @@ from pylti1p3.registration import Registration
 from lti_tool.cache import Cache
 from lti_tool.catalog.mapping import LINE_ITEM_TAG, SCORE_MAXIMUM, Pick
 from lti_tool.lti.adapters import CacheLaunchDataStorage
-from lti_tool.lti.launch import AGS_CLAIM, CLAIM, DL_CLAIM
+from lti_tool.lti.launch import AGS_CLAIM, CLAIM, DL_CLAIM, LINEITEM_SCOPE
 
 DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
@@ -28,7 +28,6 @@ SETTINGS_CLAIM = DL_CLAIM + "deep_linking_settings"
 DATA_CLAIM = DL_CLAIM + "data"
 CONTENT_ITEMS_CLAIM = DL_CLAIM + "content_items"
 RESOURCE_LINK = "ltiResourceLink"
-LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 # Custom parameters of every link the tool returns (and reads back at launch).
 CUSTOM_CREDENTIAL = "micro_credential"
 CUSTOM_STACK = "stack"
