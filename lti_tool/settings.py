@@ -47,6 +47,9 @@ class Settings:
     s3_bucket: str = ""
     s3_prefix: str = ""
     s3_region: str = ""
+    # The demo LMS's own URL (empty: the tool's). Another host name for the same server puts
+    # the LMS on another site, so the demo's iframe is cross-site like a real LMS's.
+    demo_lms_url: str = ""
 
     @property
     def is_production(self) -> bool:

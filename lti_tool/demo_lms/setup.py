@@ -78,13 +78,12 @@ def find_link(settings: Settings, link_id: str) -> dict | None:
 def lms_url(settings: Settings) -> str:
     """The demo LMS's own public URL: its course page, OIDC endpoint and keys live under it.
 
-    By default the tool's URL (one server serves both). Set `demo_lms_url` (in Settings.extra,
-    or a settings field of that name) to put the LMS on another site, as every real LMS is: for
-    example https://localhost:8443 beside a tool at https://127.0.0.1:8443, the same server
-    reached under two host names, so that the tool's iframe is really cross-site.
+    By default the tool's URL (one server serves both). LTI_TOOL_DEMO_LMS_URL puts the LMS on
+    another site, as every real LMS is: for example https://localhost:8443 beside a tool at
+    https://127.0.0.1:8443, the same server reached under two host names, so that the tool's
+    iframe is really cross-site.
     """
-    url = settings.extra.get("demo_lms_url") or getattr(settings, "demo_lms_url", "")
-    return (url or settings.public_url).rstrip("/")
+    return (settings.demo_lms_url or settings.public_url).rstrip("/")
 
 
 def lms(settings: Settings, path: str) -> str:

@@ -187,7 +187,8 @@ def demo_world(tmp_path_factory, certificate) -> Iterator[DemoWorld]:
         base_url=tool_url,
         instance_path=str(instance),
         demo=True,
-        extra={"demo_lms_url": lms_url, "http": http},
+        demo_lms_url=lms_url,
+        extra={"http": http},
     )
     services = Services(settings)
     migrate.upgrade(services.engine)
