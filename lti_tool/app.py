@@ -79,11 +79,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
+    from lti_tool.web.progress import blueprint as progress_blueprint
 
     app.register_blueprint(lti_blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(catalog_blueprint)
     app.register_blueprint(course_blueprint)
+    app.register_blueprint(progress_blueprint)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint
 
