@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_tool.db import Base, UTCDateTime, utcnow
@@ -89,6 +89,8 @@ class Enrollment(Base):
     __tablename__ = "enrollments"
     __table_args__ = (
         UniqueConstraint("user_id", "course_id"),
+        # A course's learners (roster sync, progress pages) without scanning every enrolment.
+        Index("ix_enrollments_course_id_role", "course_id", "role"),
         CheckConstraint("status IN ('active', 'inactive', 'deleted', 'absent')", name="status"),
     )
 

@@ -589,3 +589,14 @@ def test_the_learner_page_without_a_stack_says_so(client, catalog, canvas):
     text = page_text(client, learner.headers["Location"])
     assert "no micro-credential stack yet" in text
     assert "<progress" not in text
+
+
+def test_an_administrator_launch_links_to_the_course_progress(client, course, canvas):
+    from tests.support.platform import ADMIN
+
+    admin = launch(client, canvas, BASE_URL, "canvas", roles=[ADMIN], sub="admin-1")
+    assert admin.status_code == 303
+    home = page_text(client, admin.headers["Location"])
+    link = re.search(r'id="progress-link" href="([^"]+)"', home)
+    assert link, "the administrator's page links to the course progress"
+    assert "Learners' progress" in page_text(client, link.group(1))
