@@ -270,6 +270,11 @@ def open_browser(playwright_driver, tmp_path):
             viewport={"width": 1100, "height": 1000},
         )
         context.set_default_timeout(15_000)
+        # Assertions wait as long as actions: in CI these tests share 2 cores with the rest of
+        # the suite, and the platform-storage launch alone makes six requests in the frame.
+        from playwright.sync_api import expect
+
+        expect.set_options(timeout=15_000)
         # A script error in the LMS's or the tool's pages (frames included) fails the test.
         for page in context.pages:
             page.on("pageerror", lambda error: script_errors.append(str(error)))
