@@ -379,3 +379,31 @@ def moodle_member(n: int, role: str = "Learner", **extra: Any) -> dict:
     }
     member.update(extra)
     return member
+
+
+def attach_fake_lms(services, test_platform) -> FakeAdvantagePlatform:
+    """Fake LMS services for a registered test platform: its token URL now points there, and
+    the fake checks client assertions against the tool's own JWKS."""
+    from sqlalchemy import update
+
+    from lti_tool.db import transaction
+    from lti_tool.lti import keys
+    from lti_tool.lti.models import Platform
+
+    def tool_jwks() -> dict:
+        with services.session_factory() as session:
+            return keys.jwks(session)
+
+    fake = FakeAdvantagePlatform(
+        tool_jwks, client_id=test_platform.client_id, issuer=test_platform.issuer
+    )
+    with transaction(services.session_factory) as session:
+        session.execute(
+            update(Platform)
+            .where(
+                Platform.issuer == test_platform.issuer,
+                Platform.client_id == test_platform.client_id,
+            )
+            .values(auth_token_url=fake.token_url)
+        )
+    return fake

@@ -9,14 +9,12 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from lti_tool import jobs
 from lti_tool.catalog import mapping
 from lti_tool.catalog.models import LinkCredential
-from lti_tool.db import transaction
-from lti_tool.lti import ags, keys
-from lti_tool.lti.models import Platform
+from lti_tool.lti import ags
 from lti_tool.lti.service_client import token_cache_key
 from lti_tool.roster.models import ResourceLink
 from tests.conftest import BASE_URL
@@ -25,7 +23,7 @@ from tests.support.advantage import (
     LINEITEM_SCOPE,
     SCORE_SCOPE,
     Failure,
-    FakeAdvantagePlatform,
+    attach_fake_lms,
 )
 from tests.support.platform import AGS, CLAIM, INSTRUCTOR, LEARNER, launch
 from tests.unit.catalog_support import SAMPLE, import_paths
@@ -40,38 +38,16 @@ def catalog(services):
     import_paths(services, SAMPLE)
 
 
-def fake_lms(services, test_platform) -> FakeAdvantagePlatform:
-    """The fake LMS services of a registered test platform (its token URL now points there)."""
-
-    def tool_jwks() -> dict:
-        with services.session_factory() as session:
-            return keys.jwks(session)
-
-    fake = FakeAdvantagePlatform(
-        tool_jwks, client_id=test_platform.client_id, issuer=test_platform.issuer
-    )
-    with transaction(services.session_factory) as session:
-        session.execute(
-            update(Platform)
-            .where(
-                Platform.issuer == test_platform.issuer,
-                Platform.client_id == test_platform.client_id,
-            )
-            .values(auth_token_url=fake.token_url)
-        )
-    return fake
-
-
 @pytest.fixture
 def canvas_lms(services, canvas):
-    fake = fake_lms(services, canvas)
+    fake = attach_fake_lms(services, canvas)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
 def moodle_lms(services, moodle):
-    fake = fake_lms(services, moodle)
+    fake = attach_fake_lms(services, moodle)
     yield fake
     fake.stop()
 

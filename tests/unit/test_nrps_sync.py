@@ -14,7 +14,6 @@ from sqlalchemy import event, select, update
 
 from lti_tool.db import transaction
 from lti_tool.lti import keys, nrps
-from lti_tool.lti.models import Platform
 from lti_tool.lti.platforms import find_platform
 from lti_tool.roster import sync as roster_sync
 from lti_tool.roster.models import Course, Enrollment, LmsUser
@@ -22,8 +21,8 @@ from lti_tool.roster.service import CourseInfo, LinkInfo, PersonInfo, Visit, rec
 from tests.conftest import BASE_URL
 from tests.support.advantage import (
     Failure,
-    FakeAdvantagePlatform,
     Roster,
+    attach_fake_lms,
     canvas_member,
     moodle_member,
 )
@@ -43,33 +42,16 @@ def tool_jwks(services):
     return jwks
 
 
-def lms_for(services, test_platform, tool_jwks) -> FakeAdvantagePlatform:
-    """The fake LMS services of a registered test platform (its token URL now points there)."""
-    fake = FakeAdvantagePlatform(
-        tool_jwks, client_id=test_platform.client_id, issuer=test_platform.issuer
-    )
-    with transaction(services.session_factory) as session:
-        session.execute(
-            update(Platform)
-            .where(
-                Platform.issuer == test_platform.issuer,
-                Platform.client_id == test_platform.client_id,
-            )
-            .values(auth_token_url=fake.token_url)
-        )
-    return fake
-
-
 @pytest.fixture
 def canvas_lms(services, canvas, tool_jwks):
-    fake = lms_for(services, canvas, tool_jwks)
+    fake = attach_fake_lms(services, canvas)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
 def moodle_lms(services, moodle, tool_jwks):
-    fake = lms_for(services, moodle, tool_jwks)
+    fake = attach_fake_lms(services, moodle)
     yield fake
     fake.stop()
 
