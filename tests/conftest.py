@@ -109,3 +109,15 @@ def cli(settings):
         return runner.invoke(cli_main, list(args), catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def tool_jwks(services):
+    """The tool's published JWKS, read fresh on each call (fake LMSs verify assertions with it)."""
+    from lti_tool.lti import keys
+
+    def jwks() -> dict:
+        with services.session_factory() as session:
+            return keys.jwks(session)
+
+    return jwks

@@ -31,7 +31,7 @@ from lti_tool.lti.launch import (
 )
 from lti_tool.lti.platforms import RegistrationError, find_platform
 from lti_tool.lti.registration import register_platform
-from lti_tool.roster.models import ADMINISTRATOR, EDUCATOR
+from lti_tool.roster.models import COURSE_ROLES
 from lti_tool.roster.service import RecordedVisit, record_visit
 from lti_tool.web import db, services
 from lti_tool.web.identity import Identity, sign_in
@@ -39,8 +39,6 @@ from lti_tool.web.identity import Identity, sign_in
 blueprint = Blueprint("lti", __name__)
 log = logging.getLogger(__name__)
 
-# Who may select content for a course (Deep Linking).
-COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
 # Launches of a link still waiting for its line item ask for it at most this often (seconds):
 # a MOOC's learners launching while the platform fails must not queue a job each.
 LINE_ITEM_ASK_INTERVAL = 60

@@ -13,6 +13,8 @@ LEARNER = "learner"
 EDUCATOR = "educator"
 ADMINISTRATOR = "administrator"
 ROLES = (LEARNER, EDUCATOR, ADMINISTRATOR)
+# Who may manage a course in the tool: choose its micro-credentials, sync it, see its progress.
+COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
 
 # Enrolment status: as NRPS reports a member (active, inactive, deleted), or "absent" when the
 # latest complete roster no longer lists someone the tool knew. A launch sets it back to active.

@@ -11,7 +11,7 @@ shared cache under the token's launch id), never from the form.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -28,14 +28,13 @@ from lti_tool.lti.deep_linking import (
     response_jwt,
 )
 from lti_tool.lti.models import Platform
-from lti_tool.roster.models import ADMINISTRATOR, EDUCATOR
+from lti_tool.roster.models import COURSE_ROLES
 from lti_tool.web import db, services
-from lti_tool.web.identity import TOKEN_PARAM, Identity, _serializer, current_identity
+from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
 
 blueprint = Blueprint("catalog", __name__)
 log = logging.getLogger(__name__)
 
-COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
 NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 
 
@@ -58,10 +57,6 @@ def _educator(identity: Identity | None) -> Identity:
         abort(403, "Only the course's educators can choose its micro-credentials.")
     return identity
 
-
-def _token(identity: Identity) -> str:
-    """The `lt` token of this request, or a new one for the same identity (cookie sign-in)."""
-    return request.values.get(TOKEN_PARAM) or _serializer().dumps(asdict(identity))
 
 
 # -- Deep Linking: the picker -----------------------------------------------------------------
@@ -109,7 +104,7 @@ def _picker(
         chosen_members=set(request.form.getlist("credential")),
         chosen_stacks=set(request.form.getlist("stack")),
         error=error,
-        token=_token(identity),
+        token=token_of(identity),
         token_param=TOKEN_PARAM,
     )
     return page, status
@@ -215,7 +210,7 @@ def _catalog_box() -> dict:
         return {
             "holdings": holdings,
             "available": [s for s in list_stacks(session) if s.key not in mapped],
-            "token": _token(identity),
+            "token": token_of(identity),
             "token_param": TOKEN_PARAM,
         }
 

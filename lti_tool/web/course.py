@@ -8,21 +8,19 @@ cookies (inside an LMS iframe), and a cross-site form cannot forge it.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, abort, redirect, request, url_for
 
 from lti_tool import jobs
 from lti_tool.roster import sync as roster_sync
-from lti_tool.roster.models import ACTIVE, ADMINISTRATOR, EDUCATOR
+from lti_tool.roster.models import ACTIVE, COURSE_ROLES
 from lti_tool.web import db, services
-from lti_tool.web.identity import TOKEN_PARAM, Identity, _serializer, current_identity
+from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
 
 blueprint = Blueprint("course", __name__)
 log = logging.getLogger(__name__)
 
-COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
 
 
 def _educator(identity: Identity | None) -> Identity:
@@ -34,10 +32,6 @@ def _educator(identity: Identity | None) -> Identity:
         abort(400, "This launch did not come from a course.")
     return identity
 
-
-def _token(identity: Identity) -> str:
-    """The `lt` token of this request, or a new one for the same identity (cookie sign-in)."""
-    return request.values.get(TOKEN_PARAM) or _serializer().dumps(asdict(identity))
 
 
 def _home(token: str, notice: str) -> Any:
@@ -115,7 +109,7 @@ def _roster_box() -> dict:
         if identity is None or identity.role not in COURSE_ROLES or identity.course_id is None:
             return None
         facts = status_of(identity)
-        facts["token"] = _token(identity)
+        facts["token"] = token_of(identity)
         facts["token_param"] = TOKEN_PARAM
         return facts
 

@@ -38,6 +38,11 @@ def sign_in(identity: Identity) -> str:
     return _serializer().dumps(data)
 
 
+def token_of(identity: Identity) -> str:
+    """The `lt` token of this request, or a new one for the same identity (cookie sign-in)."""
+    return request.values.get(TOKEN_PARAM) or _serializer().dumps(asdict(identity))
+
+
 def current_identity() -> Identity | None:
     token = request.args.get(TOKEN_PARAM) or request.form.get(TOKEN_PARAM)
     if token:

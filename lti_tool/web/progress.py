@@ -10,26 +10,20 @@ the pages work inside an LMS iframe that refuses the tool's cookie.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 
 from lti_tool.progress import service as progress
-from lti_tool.roster.models import ADMINISTRATOR, EDUCATOR, LEARNER, Course
+from lti_tool.roster.models import COURSE_ROLES, LEARNER, Course
 from lti_tool.web import db
-from lti_tool.web.identity import TOKEN_PARAM, Identity, _serializer, current_identity
+from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
 
 blueprint = Blueprint("progress", __name__)
 
-COURSE_ROLES = (EDUCATOR, ADMINISTRATOR)
 PAGE_SIZES = (25, 50, 100, 200)
 NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 
-
-def _token(identity: Identity) -> str:
-    """The `lt` token of this request, or a new one for the same identity (cookie sign-in)."""
-    return request.values.get(TOKEN_PARAM) or _serializer().dumps(asdict(identity))
 
 
 def _course_of_educator() -> tuple[Identity, int]:
@@ -87,7 +81,7 @@ def course_page():
     report = progress.course_progress(
         session, course_id, _filters(), page=_int_arg("page", 1), page_size=size
     )
-    token = _token(identity)
+    token = token_of(identity)
     args = _query(token, report.filters, size)
 
     def page_url(number: int) -> str:
@@ -139,7 +133,7 @@ def _progress_helpers() -> dict:
         """The educator page's link to the progress grid (None for anyone else)."""
         if identity is None or identity.role not in COURSE_ROLES or identity.course_id is None:
             return None
-        return url_for("progress.course_page", **{TOKEN_PARAM: _token(identity)})
+        return url_for("progress.course_page", **{TOKEN_PARAM: token_of(identity)})
 
     def learner_progress(identity: Identity | None) -> progress.LearnerOverview | None:
         """The learner's own stacks and states in the course they launched from."""

@@ -9,16 +9,17 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import update
 
-from lti_tool.db import transaction
-from lti_tool.lti import keys
-from lti_tool.lti.models import Platform
 from lti_tool.lti.service_client import token_cache_key
 from tests.conftest import BASE_URL
 from tests.integration.test_launch_postgresql_redis import https_client, rows
 from tests.integration.test_worker_and_health import worker  # noqa: F401 - a fixture
-from tests.support.advantage import NRPS_SCOPE, FakeAdvantagePlatform, Roster, canvas_member
+from tests.support.advantage import (
+    NRPS_SCOPE,
+    Roster,
+    attach_fake_lms,
+    canvas_member,
+)
 from tests.support.platform import INSTRUCTOR, NRPS, launch
 
 CONTEXT = "4dde05e8ca1973bcca9bffc13e1548820eee93a3"  # what canvas_claims launches from
@@ -27,17 +28,7 @@ SYNC_TIMEOUT = 60
 
 @pytest.fixture
 def lms(services, canvas):
-    def tool_jwks() -> dict:
-        with services.session_factory() as session:
-            return keys.jwks(session)
-
-    fake = FakeAdvantagePlatform(tool_jwks, client_id=canvas.client_id, issuer=canvas.issuer)
-    with transaction(services.session_factory) as session:
-        session.execute(
-            update(Platform)
-            .where(Platform.issuer == canvas.issuer, Platform.client_id == canvas.client_id)
-            .values(auth_token_url=fake.token_url)
-        )
+    fake = attach_fake_lms(services, canvas)
     yield fake
     fake.stop()
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from lti_tool.db import transaction
-from lti_tool.lti import keys, nrps
+from lti_tool.lti import nrps
 from lti_tool.lti.platforms import find_platform
 from lti_tool.roster import sync as roster_sync
 from lti_tool.roster.models import Course, Enrollment, LmsUser
@@ -33,15 +33,6 @@ ROSTER_TABLES = ("lms_users", "enrollments", "courses")
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture
-def tool_jwks(services):
-    def jwks() -> dict:
-        with services.session_factory() as session:
-            return keys.jwks(session)
-
-    return jwks
-
-
 @pytest.fixture
 def canvas_lms(services, canvas, tool_jwks):
     fake = attach_fake_lms(services, canvas)

@@ -40,15 +40,6 @@ def tool_key(services):
 
 
 @pytest.fixture
-def tool_jwks(services):
-    def jwks() -> dict:
-        with services.session_factory() as session:
-            return keys.jwks(session)
-
-    return jwks
-
-
-@pytest.fixture
 def platforms(tool_jwks):
     made: list[FakeAdvantagePlatform] = []
 
