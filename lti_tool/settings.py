@@ -57,6 +57,9 @@ class Settings:
     holiday_country: str = ""
     holiday_subdivision: str = ""
     extra_holidays: str = ""
+    # Educators of a course may read (never change) their learners' evidence; off by default:
+    # they see states only.
+    educators_see_evidence: bool = False
 
     @property
     def is_production(self) -> bool:

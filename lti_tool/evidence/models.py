@@ -1,8 +1,32 @@
-"""Attempts: what a learner submitted for one micro-credential, frozen at submission.
+"""Drafts and attempts: what a learner is writing for a micro-credential, and what they submitted.
+
+A draft (`evidence_drafts`, one per learner and micro-credential, whatever course they open it
+from) holds the text answers, links, plan dates and collaboration statement as typed, with a
+`revision` counter: a save names the revision it started from and is refused when another tab
+saved in between. Its files (`evidence_draft_files`) are in Services.storage under a key made
+once per upload, never overwritten, so a file may be shared by a draft and the attempts made
+from it.
 
 An attempt never changes after it is submitted except for its status and decision: the
 snapshot holds every answer, link and statement as submitted, and `evidence_attempt_files`
 every file with its hash, so assessors and auditors see exactly what was handed in.
+
+`Attempt.snapshot` (written by evidence.service.submit; read by assessment):
+
+    {
+      "format": 1,
+      "version_id": 12, "version_number": 2, "title": "Active Listening",
+      "answers": {"overview": {"<prompt key>": "text as typed"}, "reflection": {...}},
+      "links": {"<requirement key>": [{"url": "https://...", "title": "as typed"}]},
+      "files": [{"requirement_key": "...", "position": 0, "original_name": "plan.pdf",
+                 "sha256": "...", "size": 1234, "media_type": "application/pdf"}],
+      "collaboration": {"collaborative": true | false | null, "how": "text"},
+      "plan": {"overview": "2026-12-10", "artifacts": null, "reflection": null}
+    }
+
+Answers are plain text exactly as typed (never HTML: escape when showing). The names of
+collaborators are NOT in the snapshot (assessors never see them): they are in
+`AttemptNotes.collaborators`, beside the similarity and confidentiality findings.
 """
 
 from __future__ import annotations
@@ -16,6 +40,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -98,3 +123,98 @@ class AttemptFile(Base):
     media_type: Mapped[str] = mapped_column(String(200))
 
     attempt: Mapped[Attempt] = relationship(back_populates="files")
+
+
+class Draft(Base):
+    """A learner's work in progress on one micro-credential (one per learner, not per course).
+
+    `revision` counts the saves of the typed fields (answers, plan, collaboration): a save that
+    started from an older revision is refused (another tab saved first). Files and links are
+    added and removed one at a time and do not change the revision.
+    """
+
+    __tablename__ = "evidence_drafts"
+    __table_args__ = (UniqueConstraint("user_id", "micro_credential_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("lms_users.id", ondelete="CASCADE"))
+    micro_credential_id: Mapped[int] = mapped_column(
+        ForeignKey("micro_credentials.id", ondelete="CASCADE"), index=True
+    )
+    # The version the learner works on: the one they started, kept across catalog edits.
+    version_id: Mapped[int] = mapped_column(ForeignKey("micro_credential_versions.id"))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    # {part kind: {prompt key: text as typed}}
+    answers: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {requirement key: [{"url": ..., "title": ...}]}
+    links: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {part kind: "YYYY-MM-DD"}: the learner's own target date per part
+    plan: Mapped[dict] = mapped_column(JSON, default=dict)
+    # {"collaborative": bool | None, "with_whom": str, "how": str}
+    collaboration: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The attempt this draft revises (after "revise and resubmit", or a withdrawal).
+    previous_attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("evidence_attempts.id", ondelete="SET NULL"), nullable=True
+    )
+    # The latest launch the learner worked from (the submission's course and link).
+    course_id: Mapped[int | None] = mapped_column(
+        ForeignKey("courses.id", ondelete="SET NULL"), nullable=True
+    )
+    resource_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resource_links.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    files: Mapped[list[DraftFile]] = relationship(
+        back_populates="draft",
+        order_by="(DraftFile.requirement_key, DraftFile.position, DraftFile.id)",
+        cascade="all, delete-orphan",
+    )
+
+
+class DraftFile(Base):
+    """A file uploaded to a draft for one artifact requirement, with what was read from it
+    (text and metadata of documents, for the confidentiality check)."""
+
+    __tablename__ = "evidence_draft_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(
+        ForeignKey("evidence_drafts.id", ondelete="CASCADE"), index=True
+    )
+    requirement_key: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    original_name: Mapped[str] = mapped_column(String(500))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(200))
+    # The document's body text and its metadata (author, title, ...), when it could be read.
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    properties: Mapped[dict] = mapped_column(JSON, default=dict)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    draft: Mapped[Draft] = relationship(back_populates="files")
+
+
+class AttemptNotes(Base):
+    """What is kept beside an attempt for the learner and administrators, never in the
+    assessors' copy: the collaborators' names as the learner wrote them, the submissions it is
+    nearly identical to, and the confidentiality findings at submission."""
+
+    __tablename__ = "evidence_attempt_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("evidence_attempts.id", ondelete="CASCADE"), unique=True
+    )
+    collaborators: Mapped[str] = mapped_column(Text, default="")
+    # [{"attempt_id": int, "score": float, "declared": bool}] (declared: collaborators)
+    similar_attempts: Mapped[list] = mapped_column(JSON, default=list)
+    # The confidentiality findings shown to the learner when they submitted.
+    confidentiality: Mapped[list] = mapped_column(JSON, default=list)
+    # What was read from the attempt's documents: {storage key: {"text", "properties"}}, so
+    # the next attempt's draft (files carried over) is checked without reading them again.
+    documents: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
