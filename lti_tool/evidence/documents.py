@@ -200,6 +200,12 @@ def _unique(fields: Iterable[MetadataField]) -> list[MetadataField]:
 class _Handler:
     extract: Callable[[Path, str, bool], DocumentText]
     strip: Callable[[Path, Path, str], list[str]]  # returns what it cannot remove
+    cleans: bool = True  # False: strip only copies (the report says not cleaned)
+
+
+def can_strip(media_type: str) -> bool:
+    """Whether strip_metadata can clean this type (else it copies and reports not cleaned)."""
+    return _handler(media_type).cleans
 
 
 def _handler(media_type: str) -> _Handler:
@@ -222,7 +228,7 @@ def _unsupported_strip(src: Path, dst: Path, media_type: str) -> list[str]:
     return [f"Metadata cannot be removed from files of type {media_type}: copied unchanged."]
 
 
-_UNSUPPORTED = _Handler(_unsupported_extract, _unsupported_strip)
+_UNSUPPORTED = _Handler(_unsupported_extract, _unsupported_strip, cleans=False)
 
 
 class _Text:
@@ -1253,9 +1259,9 @@ _HANDLERS: list[tuple[tuple[str, ...], _Handler]] = [
     ((JPEG,), _Handler(_image_extract, _jpeg_strip)),
     ((PNG,), _Handler(_image_extract, _png_strip)),
     ((WEBP,), _Handler(_image_extract, _webp_strip)),
-    ((GIF,), _Handler(_image_extract, _gif_strip)),
+    ((GIF,), _Handler(_image_extract, _gif_strip, cleans=False)),
     ((MP3, OGG, *FLAC_TYPES), _Handler(_media_extract, _mutagen_strip)),
     (WAV_TYPES, _Handler(_media_extract, _wav_strip)),
     (MP4_TYPES, _Handler(_media_extract, _mp4_strip)),
-    ((WEBM,), _Handler(_webm_extract, _webm_strip)),
+    ((WEBM,), _Handler(_webm_extract, _webm_strip, cleans=False)),
 ]
