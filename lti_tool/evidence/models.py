@@ -190,9 +190,9 @@ class DraftFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(200))
-    # The document's body text and its metadata (author, title, ...), when it could be read.
-    text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    properties: Mapped[dict] = mapped_column(JSON, default=dict)
+    # What evidence.checks.read_document found in the file (body text by place, metadata),
+    # for the confidentiality and similarity checks; None when it was not read.
+    document: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     draft: Mapped[Draft] = relationship(back_populates="files")
@@ -210,11 +210,15 @@ class AttemptNotes(Base):
         ForeignKey("evidence_attempts.id", ondelete="CASCADE"), unique=True
     )
     collaborators: Mapped[str] = mapped_column(Text, default="")
-    # [{"attempt_id": int, "score": float, "declared": bool}] (declared: collaborators)
+    # [{"attempt_id": int, "score": float, "parts": [{"part", "score"}], "declared": bool}]:
+    # earlier submissions of other learners nearly identical to this one (declared: the two
+    # named each other as collaborators). For assessors and administrators, never blocking.
     similar_attempts: Mapped[list] = mapped_column(JSON, default=list)
     # The confidentiality findings shown to the learner when they submitted.
     confidentiality: Mapped[list] = mapped_column(JSON, default=list)
-    # What was read from the attempt's documents: {storage key: {"text", "properties"}}, so
-    # the next attempt's draft (files carried over) is checked without reading them again.
+    # What was read from the attempt's files: {storage key: DraftFile.document}, so the next
+    # attempt's draft (files carried over) is checked without reading them again.
     documents: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The similarity sketch of this submission (similarity.Fingerprint.to_json()).
+    fingerprint: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from lti_tool.catalog.models import (
     MicroCredentialVersion,
 )
 from lti_tool.db import transaction, utcnow
+from lti_tool.evidence import checks
 from lti_tool.evidence.models import (
     SUBMITTED,
     WITHDRAWN,
@@ -337,12 +337,10 @@ def _insert_draft(
     if added is not None and prefill_from is not None:
         documents = notes.documents if notes else {}
         for file in prefill_from.files:
-            read = documents.get(file.storage_key) or {}
             draft.files.append(
                 DraftFile(
                     **_file_fields(file, with_key=True),
-                    text=read.get("text"),
-                    properties=read.get("properties") or {},
+                    document=documents.get(file.storage_key),
                 )
             )
         session.flush()
@@ -563,11 +561,6 @@ def _requirement(session: Session, draft: Draft, requirement_key: str):
 
 
 # -- files -------------------------------------------------------------------------------------
-# Reads a stored document (its storage key and type) and returns (text, properties); wired to
-# evidence.documents when it is there. None: files are kept without reading them.
-DocumentReader = Callable[[Storage, str, str], tuple[str | None, dict]]
-
-
 @dataclass(frozen=True)
 class UploadTarget:
     """Where an upload goes: checked before a byte is read, so a refusal costs nothing."""
@@ -601,8 +594,7 @@ def record_file(
     target: UploadTarget,
     original_name: str,
     stored: StoredFile,
-    text: str | None = None,
-    properties: dict | None = None,
+    document: dict | None = None,
 ) -> DraftFile:
     """The row of a file stored for `target` (NotEditable when the draft was submitted or
     removed meanwhile: the caller then deletes the stored file)."""
@@ -622,8 +614,7 @@ def record_file(
         sha256=stored.sha256,
         size=stored.size,
         media_type=stored.content_type,
-        text=text,
-        properties=properties or {},
+        document=document,
     )
     draft.files.append(row)
     draft.updated_at = utcnow()
@@ -649,7 +640,7 @@ def add_file(
     origin: Origin | None = None,
     *,
     size_hint: int | None = None,
-    read_document: DocumentReader | None = None,
+    read: bool = True,
 ) -> DraftFile:
     """Stream one file into storage and add it to the learner's draft.
 
@@ -662,15 +653,15 @@ def add_file(
         target = prepare_upload(session, user_id, micro_credential_id, requirement_key, origin)
     stored = storage.save(target.storage_key, source, size_hint=size_hint)
     try:
-        text, properties = None, {}
-        if read_document is not None:
+        document = None
+        if read:
             try:
-                text, properties = read_document(storage, stored.key, stored.content_type)
-            except Exception:  # an unreadable document is still evidence: keep it unread
+                document = checks.read_document(storage, stored.key, stored.content_type)
+            except Exception:  # an unreadable file is still evidence: keep it, unchecked
                 log.warning("could not read %s (%s)", stored.key, stored.content_type,
                             exc_info=True)  # fmt: skip
         with transaction(factory) as session:
-            return record_file(session, user_id, target, original_name, stored, text, properties)
+            return record_file(session, user_id, target, original_name, stored, document)
     except BaseException:
         storage.delete(stored.key)
         raise
@@ -828,11 +819,6 @@ def _snapshot(version: MicroCredentialVersion, draft: Draft) -> dict[str, Any]:
     }
 
 
-# Compares a submission's text with others of the same micro-credential:
-# (session, attempt) -> [{"attempt_id", "score"}]. Wired to evidence.similarity when present.
-SimilarityFinder = Callable[[Session, Attempt], list[dict]]
-
-
 def submit(
     session: Session,
     settings: Settings,
@@ -841,15 +827,14 @@ def submit(
     origin: Origin | None = None,
     *,
     now: datetime | None = None,
-    confidentiality: list[dict] | None = None,
-    find_similar: SimilarityFinder | None = None,
 ) -> Attempt:
     """Freeze the learner's draft as a new attempt, in the caller's transaction: the snapshot
     and file rows (with hashes), the version, the time and the decision due date; the outbox
     messages `assessment.requested` and `grade.submitted`; progress "submitted"; the version
     frozen. The draft is gone afterwards (a double click finds nothing to submit: NotEditable).
-    Raises Incomplete while required answers or artifacts are missing. `confidentiality` (the
-    hits shown to the learner) and `find_similar` go to the attempt's notes."""
+    Raises Incomplete while required answers or artifacts are missing. Beside the attempt, its
+    notes keep the collaborators' names, the confidentiality hits the learner was shown and
+    the similarity flags (checks.annotate)."""
     now = now or utcnow()
     draft = find_draft(session, user_id, micro_credential_id, lock=True)
     if draft is None:
@@ -889,14 +874,9 @@ def submit(
     notes = AttemptNotes(
         attempt_id=attempt.id,
         collaborators=(draft.collaboration or {}).get("with_whom") or "",
-        confidentiality=list(confidentiality or []),
-        similar_attempts=find_similar(session, attempt) if find_similar else [],
-        documents={
-            f.storage_key: {"text": f.text, "properties": f.properties or {}}
-            for f in draft.files
-            if f.text or f.properties
-        },
+        confidentiality=checks.before_submitting(session, settings, draft, version).hit_records(),
     )
+    checks.annotate(session, settings, attempt, draft, notes)
     session.add(notes)
     session.delete(draft)  # its files stay in storage: the attempt's rows hold them
     outbox.post(session, "assessment.requested", f"assessment.requested:{attempt.id}",

@@ -40,11 +40,21 @@ def sign_in(identity: Identity) -> str:
 
 def token_of(identity: Identity) -> str:
     """The `lt` token of this request, or a new one for the same identity (cookie sign-in)."""
-    return request.values.get(TOKEN_PARAM) or _serializer().dumps(asdict(identity))
+    return request_token() or _serializer().dumps(asdict(identity))
+
+
+def request_token() -> str | None:
+    """The `lt` token sent with this request: in the URL, or in a form body. A multipart body
+    (an evidence upload) is streamed by its view, never parsed here: upload forms carry the
+    token in their URL."""
+    token = request.args.get(TOKEN_PARAM)
+    if not token and request.mimetype != "multipart/form-data":
+        token = request.form.get(TOKEN_PARAM)
+    return token or None
 
 
 def current_identity() -> Identity | None:
-    token = request.args.get(TOKEN_PARAM) or request.form.get(TOKEN_PARAM)
+    token = request_token()
     if token:
         try:
             return Identity(**_serializer().loads(token, max_age=TOKEN_MAX_AGE))

@@ -54,8 +54,7 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('media_type', sa.String(length=200), nullable=False),
-    sa.Column('text', sa.Text(), nullable=True),
-    sa.Column('properties', sa.JSON(), nullable=False),
+    sa.Column('document', sa.JSON(), nullable=True),
     sa.Column('uploaded_at', lti_tool.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['draft_id'], ['evidence_drafts.id'], name=op.f('fk_evidence_draft_files_draft_id_evidence_drafts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_evidence_draft_files'))
@@ -70,6 +69,7 @@ def upgrade() -> None:
     sa.Column('similar_attempts', sa.JSON(), nullable=False),
     sa.Column('confidentiality', sa.JSON(), nullable=False),
     sa.Column('documents', sa.JSON(), nullable=False),
+    sa.Column('fingerprint', sa.JSON(), nullable=False),
     sa.Column('created_at', lti_tool.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['attempt_id'], ['evidence_attempts.id'], name=op.f('fk_evidence_attempt_notes_attempt_id_evidence_attempts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_evidence_attempt_notes')),
