@@ -252,7 +252,7 @@ def upload(key: str, requirement: str):
         size_hint = None
     else:
         name = request.args.get("name", "") or "file"
-        files = iter([IncomingFile("file", name, raw_chunks(request.stream))])
+        files = iter([IncomingFile("file", name, raw_chunks(request.stream, length))])
         size_hint = length
     added = 0
     try:

@@ -87,6 +87,12 @@ def multipart_files(stream: IO[bytes], boundary: str) -> Iterator[IncomingFile]:
                 raise MalformedUpload("a form field is too large")
 
 
-def raw_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+def raw_chunks(stream: IO[bytes], declared: int | None) -> Iterator[bytes]:
+    """A raw body's chunks; MalformedUpload at the end when fewer bytes came than declared
+    (the connection dropped), so storage keeps nothing of it."""
+    received = 0
     while chunk := stream.read(READ_SIZE):
+        received += len(chunk)
         yield chunk
+    if declared is not None and received != declared:
+        raise MalformedUpload(f"the upload ended after {received} of {declared} bytes")
