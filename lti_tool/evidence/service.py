@@ -32,8 +32,13 @@ from lti_tool.catalog import service as catalog
 from lti_tool.catalog.models import (
     ARTIFACTS,
     PART_KINDS,
+    CourseStack,
+    LinkCredential,
     MicroCredential,
     MicroCredentialVersion,
+    Part,
+    Prompt,
+    StackMember,
 )
 from lti_tool.db import transaction, utcnow
 from lti_tool.evidence import checks
@@ -50,6 +55,7 @@ from lti_tool.evidence.storage import Source, Storage, StoredFile
 from lti_tool.outbox import service as outbox
 from lti_tool.progress import models as progress_states
 from lti_tool.progress.service import set_state, state_of
+from lti_tool.roster.models import ResourceLink
 from lti_tool.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -391,11 +397,10 @@ def save_draft(
     # A page loaded before the draft existed knows revision 0; the new draft is revision 1.
     if draft.revision != max(revision, 1):
         raise DraftConflict(draft.revision)
-    version = catalog.get_version(session, draft.version_id)
-    assert version is not None
     values: dict[str, Any] = {"updated_at": utcnow()}
     if changes.answers is not None:
-        values["answers"] = _merged_answers(version, draft.answers, changes.answers)
+        prompts = prompt_keys(session, draft.version_id)
+        values["answers"] = _merged_answers(prompts, draft.answers, changes.answers)
     if changes.plan is not None:
         values["plan"] = _checked_plan(changes.plan)
     if changes.collaboration is not None:
@@ -420,10 +425,46 @@ def save_draft(
     return draft
 
 
+def prompt_keys(session: Session, version_id: int) -> set[tuple[str, str]]:
+    """(part kind, prompt key) of every prompt of a version, in one query (a save needs
+    these, not the whole content)."""
+    rows = session.execute(
+        select(Part.kind, Prompt.key)
+        .join(Prompt, Prompt.part_id == Part.id)
+        .where(Part.version_id == version_id)
+    )
+    return {(kind, key) for kind, key in rows}
+
+
+def offered_in_course(session: Session, course_id: int, micro_credential_id: int) -> bool:
+    """Does the course hold this micro-credential (a member of one of its stacks, or the
+    micro-credential of one of its links)? Two indexed lookups."""
+    in_stack = session.scalar(
+        select(CourseStack.id)
+        .join(StackMember, StackMember.stack_id == CourseStack.stack_id)
+        .where(
+            CourseStack.course_id == course_id,
+            StackMember.micro_credential_id == micro_credential_id,
+        )
+        .limit(1)
+    )
+    if in_stack is not None:
+        return True
+    linked = session.scalar(
+        select(LinkCredential.id)
+        .join(ResourceLink, ResourceLink.id == LinkCredential.resource_link_id)
+        .where(
+            ResourceLink.course_id == course_id,
+            LinkCredential.micro_credential_id == micro_credential_id,
+        )
+        .limit(1)
+    )
+    return linked is not None
+
+
 def _merged_answers(
-    version: MicroCredentialVersion, current: dict, given: dict[str, dict[str, str]]
+    prompts: set[tuple[str, str]], current: dict, given: dict[str, dict[str, str]]
 ) -> dict:
-    prompts = {(part.kind, p.key) for part in version.parts for p in part.prompts}
     merged = {kind: dict(texts) for kind, texts in (current or {}).items()}
     for kind, texts in given.items():
         for key, text in texts.items():

@@ -27,7 +27,6 @@ from flask import (
 )
 from sqlalchemy import select
 
-from lti_tool.catalog import mapping
 from lti_tool.catalog.models import MicroCredential
 from lti_tool.db import transaction
 from lti_tool.evidence import checks
@@ -86,19 +85,15 @@ def _credential(identity: Identity, key: str) -> int:
     if mc_id is None:
         abort(404, "There is no such micro-credential.")
     assert identity.user_id is not None
-    if identity.course_id is not None and key in _course_keys(identity.course_id):
-        return mc_id
-    if evidence.find_draft(session, identity.user_id, mc_id) or evidence.attempts_of(
-        session, identity.user_id, mc_id
+    if evidence.find_draft(session, identity.user_id, mc_id) is not None:
+        return mc_id  # the usual case (an autosave): one lookup
+    if identity.course_id is not None and evidence.offered_in_course(
+        session, identity.course_id, mc_id
     ):
         return mc_id
+    if evidence.attempts_of(session, identity.user_id, mc_id):
+        return mc_id
     abort(404, "This micro-credential is not part of your course.")
-
-
-def _course_keys(course_id: int) -> set[str]:
-    holdings = mapping.course_holdings(db(), course_id)
-    keys = {m.key for s in holdings.stacks for m in s.members}
-    return keys | {link.credential_key for link in holdings.links}
 
 
 def _origin(identity: Identity) -> evidence.Origin:
