@@ -382,7 +382,14 @@ def _pdf_strip(src: Path, dst: Path, media_type: str) -> list[str]:
                 obj["/T"] = pikepdf.String(NEUTRAL_NAME)
         # A full rewrite keeps only reachable objects: earlier revisions of the info dictionary
         # (incremental updates) are dropped too. Encryption (owner password only) is removed.
-        pdf.save(dst, fix_metadata_version=False)
+        # Streams are copied as they are (not decoded, not recompressed): faster, and the
+        # content stays byte for byte. qpdf holds one stream at a time in memory.
+        pdf.save(
+            dst,
+            fix_metadata_version=False,
+            compress_streams=False,
+            stream_decode_level=pikepdf.StreamDecodeLevel.none,
+        )
     return []
 
 
