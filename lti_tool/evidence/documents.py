@@ -821,6 +821,8 @@ def _image_extract(path: Path, media_type: str, body: bool) -> DocumentText:
     doc = DocumentText(media_type)
     if media_type == PNG:
         doc.metadata = _png_metadata(path)
+    elif media_type == GIF:
+        doc.metadata = _gif_metadata(path)
     else:
         with Image.open(path) as image:
             doc.metadata.extend(_exif_fields(image.getexif()))
@@ -1255,9 +1257,81 @@ def _webm_extract(path: Path, media_type: str, body: bool) -> DocumentText:
     )
 
 
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise CorruptDocument("This image is cut short.")
+    return data
+
+
+def _sub_blocks(stream: IO[bytes]) -> Iterator[bytes]:
+    """A GIF data sequence: each sub-block with its size byte, then the 0 terminator."""
+    while True:
+        size = _read_exact(stream, 1)
+        if size == b"\x00":
+            yield size
+            return
+        yield size + _read_exact(stream, size[0])
+
+
+_GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")
+
+
+def _gif_pieces(stream: IO[bytes]) -> Iterator[tuple[bool, bytes, list[MetadataField]]]:
+    """A GIF in order as (kept in the blind copy, raw bytes, metadata found in them): comments
+    and application data other than looping and colour profiles are metadata."""
+    header = _read_exact(stream, 13)
+    if header[:6] not in (b"GIF87a", b"GIF89a"):
+        raise CorruptDocument("This file is not a GIF image.")
+
+    def colour_table(packed: int) -> bytes:
+        return _read_exact(stream, 3 * 2 ** ((packed & 7) + 1)) if packed & 0x80 else b""
+
+    yield True, header + colour_table(header[10]), []
+    while True:
+        introducer = _read_exact(stream, 1)
+        if introducer == b"\x3b":
+            yield True, introducer, []
+            return  # anything after the trailer is dropped
+        if introducer == b"\x2c":
+            descriptor = _read_exact(stream, 9)
+            yield True, introducer + descriptor + colour_table(descriptor[8]), []
+            yield True, _read_exact(stream, 1), []  # LZW minimum code size
+            for block in _sub_blocks(stream):
+                yield True, block, []
+        elif introducer == b"\x21":
+            label = _read_exact(stream, 1)
+            blocks = list(_sub_blocks(stream))
+            raw = introducer + label + b"".join(blocks)
+            if label == b"\xfe":
+                text = b"".join(block[1:] for block in blocks).decode("latin-1")
+                yield False, raw, [MetadataField("GIF comment", text)]
+            elif label == b"\xff" and blocks and blocks[0][1:] not in _GIF_KEPT_APPLICATIONS:
+                name = blocks[0][1:].decode("latin-1")
+                packet = b"".join(blocks[1:])  # XMP is stored raw, not as sub-blocks
+                start, end = packet.find(b"<x:xmpmeta"), packet.find(b"</x:xmpmeta>")
+                if name == "XMP DataXMP" and 0 <= start < end:
+                    found = xmp_fields(packet[start : end + len(b"</x:xmpmeta>")])
+                else:
+                    found = [MetadataField(f"GIF application data {name}", f"{len(raw)} bytes")]
+                yield False, raw, found
+            else:
+                yield True, raw, []
+        else:
+            raise CorruptDocument("This GIF image is damaged.")
+
+
+def _gif_metadata(path: Path) -> list[MetadataField]:
+    with path.open("rb") as stream:
+        return [item for _, _, found in _gif_pieces(stream) for item in found]
+
+
 def _gif_strip(src: Path, dst: Path, media_type: str) -> list[str]:
-    shutil.copyfile(src, dst)
-    return ["GIF comments and XMP cannot be removed yet: copied unchanged."]
+    with src.open("rb") as stream, dst.open("wb") as out:
+        for keep, raw, _ in _gif_pieces(stream):
+            if keep:
+                out.write(raw)
+    return []
 
 
 _HANDLERS: list[tuple[tuple[str, ...], _Handler]] = [
@@ -1266,7 +1340,7 @@ _HANDLERS: list[tuple[tuple[str, ...], _Handler]] = [
     ((JPEG,), _Handler(_image_extract, _jpeg_strip)),
     ((PNG,), _Handler(_image_extract, _png_strip)),
     ((WEBP,), _Handler(_image_extract, _webp_strip)),
-    ((GIF,), _Handler(_image_extract, _gif_strip, cleans=False)),
+    ((GIF,), _Handler(_image_extract, _gif_strip)),
     ((MP3, OGG, *FLAC_TYPES), _Handler(_media_extract, _mutagen_strip)),
     (WAV_TYPES, _Handler(_media_extract, _wav_strip)),
     (MP4_TYPES, _Handler(_media_extract, _mp4_strip)),
