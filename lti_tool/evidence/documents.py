@@ -14,11 +14,16 @@ the file's bytes (never the file name).
 - A file that cannot be read raises `CorruptDocument` or `EncryptedDocument` (both
   `DocumentError`, with a `message` for the learner), never another exception.
 
-Large files are never read whole: PDFs go through qpdf (pikepdf) which reads streams as it
-writes; Office files are rewritten member by member; JPEG/PNG/WebP are copied segment by
-segment without re-encoding; audio and video are copied (sendfile) and their tags removed in
-place: MP3/Ogg/FLAC with mutagen; MP4/M4A/MOV metadata boxes and WAV/WebP metadata chunks are
-turned into padding of the same size ("free"/"JUNK"), so no byte offset in the file moves.
+Large files are never read whole: PDFs go through qpdf (pikepdf), which copies streams as
+they are, holding one stream at a time; Office files are rewritten member by member (only the
+small XML parts that can name people are parsed); JPEG/PNG/GIF are copied segment by segment
+without re-encoding; audio, video and WebP are copied (sendfile) and cleaned in place:
+MP3/Ogg/FLAC tags with mutagen; MP4/M4A/MOV metadata boxes, WAV/WebP metadata chunks and WebM
+tags/title/track names/attachments/chapters become padding of the same size ("free", "JUNK",
+EBML Void), so no byte offset in the file moves and the media data is untouched.
+
+What is not read: text inside pictures and recordings, and the content of files embedded in
+documents (a PDF attachment, an object inside a Word file); `DocumentText.notes` says so.
 """
 
 from __future__ import annotations
@@ -1050,6 +1055,10 @@ def _pad(stream: IO[bytes], header: int, start: int, end: int, kind: bytes) -> N
     """Turn a chunk or box into padding of the same size: new type, zeroed payload."""
     stream.seek(header)
     stream.write(kind)
+    _zero(stream, start, end)
+
+
+def _zero(stream: IO[bytes], start: int, end: int) -> None:
     stream.seek(start)
     remaining = end - start
     zeros = bytes(min(COPY_BLOCK, remaining))
@@ -1243,18 +1252,170 @@ def _mutagen_strip(src: Path, dst: Path, media_type: str) -> list[str]:
     return []
 
 
-def _webm_strip(src: Path, dst: Path, media_type: str) -> list[str]:
-    shutil.copyfile(src, dst)
-    return ["WebM tags cannot be removed (no library here edits Matroska): copied unchanged."]
+# --- WebM (Matroska/EBML): tags, title, track names, attachments and chapters become Void --
+
+_EBML, _SEGMENT, _CLUSTER, _VOID = 0x1A45DFA3, 0x18538067, 0x1F43B675, 0xEC
+_INFO, _TITLE, _TRACKS, _TRACK, _TRACK_NAME = 0x1549A966, 0x7BA9, 0x1654AE6B, 0xAE, 0x536E
+_TAGS, _TAG, _SIMPLE_TAG, _TAG_NAME, _TAG_STRING = 0x1254C367, 0x7373, 0x67C8, 0x45A3, 0x4487
+_ATTACHMENTS, _ATTACHED_FILE, _FILE_NAME, _CHAPTERS = 0x1941A469, 0x61A7, 0x466E, 0x1043A770
+_SEGMENT_CHILDREN = {0x114D9B74, _INFO, _TRACKS, _CLUSTER, 0x1C53BB6B, _ATTACHMENTS, _CHAPTERS,
+                     _TAGS}  # fmt: skip
+
+
+def _vint(stream: IO[bytes], keep_marker: bool) -> tuple[int | None, int]:
+    """An EBML variable-length integer: (value, length); value None for "unknown size"."""
+    first = _read_exact(stream, 1)[0]
+    if first == 0:
+        raise CorruptDocument("This WebM video is damaged.")
+    length = 8 - first.bit_length() + 1
+    data = first.to_bytes(1, "big") + _read_exact(stream, length - 1)
+    value = int.from_bytes(data, "big")
+    if keep_marker:
+        return value, length
+    value &= (1 << (7 * length)) - 1
+    return (None if value == (1 << (7 * length)) - 1 else value), length
+
+
+def _ebml_children(
+    stream: IO[bytes], start: int, end: int
+) -> Iterator[tuple[int, int, int, int | None]]:
+    """(id, element start, data start, data end or None for unknown size) between start and
+    end. A Cluster of unknown size (live recordings) ends where the next top-level element
+    starts."""
+    position = start
+    while position < end:
+        stream.seek(position)
+        element, id_length = _vint(stream, keep_marker=True)
+        size, size_length = _vint(stream, keep_marker=False)
+        data = position + id_length + size_length
+        if size is None and element == _SEGMENT:  # a live recording: up to the end of the file
+            yield element, position, data, end
+            return
+        if size is None:
+            if element != _CLUSTER:
+                raise CorruptDocument("This WebM video has an element of unknown size.")
+            yield element, position, data, None
+            position = _unknown_cluster_end(stream, data, end)
+            continue
+        if data + size > end:
+            raise CorruptDocument("This WebM video is cut short.")
+        yield element, position, data, data + size
+        position = data + size
+
+
+def _unknown_cluster_end(stream: IO[bytes], position: int, end: int) -> int:
+    while position < end:
+        stream.seek(position)
+        element, id_length = _vint(stream, keep_marker=True)
+        if element in _SEGMENT_CHILDREN:
+            return position
+        size, size_length = _vint(stream, keep_marker=False)
+        if size is None:
+            raise CorruptDocument("This WebM video is damaged.")
+        position += id_length + size_length + size
+    return end
+
+
+def _webm_metadata(stream: IO[bytes]) -> list[tuple[MetadataField, int, int]]:
+    """Identifying elements: (what, element start, element end)."""
+    stream.seek(0, 2)
+    file_end = stream.tell()
+    found: list[tuple[MetadataField, int, int]] = []
+    top = list(_ebml_children(stream, 0, file_end))
+    if not top or top[0][0] != _EBML:
+        raise CorruptDocument("This file is not a WebM video.")
+
+    def text(data: int, stop: int | None) -> str:
+        stream.seek(data)
+        return stream.read(min((stop or data) - data, 4096)).decode("utf-8", "replace")
+
+    for element, _, data, stop in top:
+        if element != _SEGMENT:
+            continue
+        for child, child_start, child_data, child_stop in _ebml_children(
+            stream, data, stop or file_end
+        ):
+            if child_stop is None:
+                continue
+            if child in (_TAGS, _ATTACHMENTS, _CHAPTERS):
+                for what in _webm_values(stream, child, child_data, child_stop, text):
+                    found.append((what, child_start, child_stop))
+            elif child in (_INFO, _TRACKS):
+                for leaf, leaf_start, leaf_data, leaf_stop in _webm_leaves(
+                    stream, child_data, child_stop
+                ):
+                    if leaf == _TITLE:
+                        item = MetadataField("title", text(leaf_data, leaf_stop))
+                        found.append((item, leaf_start, leaf_stop))
+                    elif leaf == _TRACK_NAME:
+                        item = MetadataField("track name", text(leaf_data, leaf_stop))
+                        found.append((item, leaf_start, leaf_stop))
+    return found
+
+
+def _webm_leaves(stream: IO[bytes], start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """Children of Info, and of each TrackEntry of Tracks."""
+    for element, element_start, data, stop in list(_ebml_children(stream, start, end)):
+        assert stop is not None
+        if element == _TRACK:
+            for leaf in list(_ebml_children(stream, data, stop)):
+                assert leaf[3] is not None
+                yield leaf[0], leaf[1], leaf[2], leaf[3]
+        else:
+            yield element, element_start, data, stop
+
+
+def _webm_values(
+    stream: IO[bytes], kind: int, start: int, end: int, text: Callable
+) -> list[MetadataField]:
+    if kind == _CHAPTERS:
+        return [MetadataField("chapters", f"{end - start} bytes")]
+    found = []
+    pending: list[tuple[int, int, int]] = [(start, end, 0)]
+    while pending:
+        low, high, depth = pending.pop()
+        name = ""
+        for element, _, data, stop in list(_ebml_children(stream, low, high)):
+            assert stop is not None
+            if element in (_TAG, _SIMPLE_TAG, _ATTACHED_FILE) and depth < 8:
+                pending.append((data, stop, depth + 1))
+            elif element == _TAG_NAME:
+                name = text(data, stop)
+            elif element == _TAG_STRING:
+                found.append(MetadataField(f"{name or 'tag'} tag", text(data, stop)))
+            elif element == _FILE_NAME:
+                found.append(MetadataField("attached file", text(data, stop)))
+    if not found:
+        label = "tags" if kind == _TAGS else "attachments"
+        found.append(MetadataField(label, f"{end - start} bytes"))
+    return found
+
+
+def _void(stream: IO[bytes], start: int, end: int) -> None:
+    """Overwrite an element with a Void element of the same total length, zeroed."""
+    total = end - start
+    length = min(8, total - 1)
+    header = bytes((_VOID,)) + ((1 << (7 * length)) | (total - 1 - length)).to_bytes(length, "big")
+    stream.seek(start)
+    stream.write(header)
+    _zero(stream, start + len(header), end)
 
 
 def _webm_extract(path: Path, media_type: str, body: bool) -> DocumentText:
+    doc = DocumentText(media_type)
     with path.open("rb") as stream:
-        if stream.read(4) != b"\x1a\x45\xdf\xa3":
-            raise CorruptDocument("This file is not a WebM video.")
-    return DocumentText(
-        media_type, complete=False, notes=["WebM tags are not read: they are unchecked."]
-    )
+        doc.metadata = _unique(item for item, _, _ in _webm_metadata(stream))
+    if body:
+        doc.notes.append("What is said or shown in the recording itself is not checked.")
+    return doc
+
+
+def _webm_strip(src: Path, dst: Path, media_type: str) -> list[str]:
+    shutil.copyfile(src, dst)
+    with dst.open("r+b") as stream:
+        for start, end in sorted({(start, end) for _, start, end in _webm_metadata(stream)}):
+            _void(stream, start, end)
+    return []
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:
@@ -1344,5 +1505,5 @@ _HANDLERS: list[tuple[tuple[str, ...], _Handler]] = [
     ((MP3, OGG, *FLAC_TYPES), _Handler(_media_extract, _mutagen_strip)),
     (WAV_TYPES, _Handler(_media_extract, _wav_strip)),
     (MP4_TYPES, _Handler(_media_extract, _mp4_strip)),
-    ((WEBM,), _Handler(_webm_extract, _webm_strip, cleans=False)),
+    ((WEBM,), _Handler(_webm_extract, _webm_strip)),
 ]

@@ -45,6 +45,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "opus": (samples.write_opus, documents.OGG, ""),
     "wav": (samples.write_wav, "audio/wav", ""),
     "mp4": (samples.write_mp4, "video/mp4", ""),
+    "webm": (samples.write_webm, documents.WEBM, ""),
 }
 
 
@@ -302,15 +303,26 @@ def test_garbage_raises_corrupt(data: bytes, media_type: str, tmp_path: Path) ->
 
 
 def test_types_that_cannot_be_cleaned_are_reported_not_passed(tmp_path: Path) -> None:
-    webm = tmp_path / "a.webm"
-    webm.write_bytes(webm_bytes())
-    report = strip_metadata(webm, tmp_path / "b.webm", documents.WEBM)
+    other = tmp_path / "a.bin"
+    other.write_bytes(webm_bytes())
+    report = strip_metadata(other, tmp_path / "b.bin", "application/x-unknown")
     assert not report.cleaned and report.not_removed
-    assert (tmp_path / "b.webm").read_bytes() == webm.read_bytes()
-    assert not documents.can_strip(documents.WEBM)
-    assert not extract(webm, documents.WEBM).complete
-    unknown = strip_metadata(webm, tmp_path / "c.bin", "application/x-unknown")
-    assert not unknown.cleaned
+    assert (tmp_path / "b.bin").read_bytes() == other.read_bytes()
+    assert not documents.can_strip("application/x-unknown")
+    assert not extract(other, "application/x-unknown").complete
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_webm_tags_become_void_elements_of_the_same_size(live: bool, tmp_path: Path) -> None:
+    original = samples.write_webm(tmp_path / "a.webm", live=live)
+    places = {f.place for f in extract(original, documents.WEBM).metadata}
+    assert places == {"title", "track name", "ARTIST tag"}
+    copy = tmp_path / "b.webm"
+    assert strip_metadata(original, copy, documents.WEBM).cleaned
+    data = copy.read_bytes()
+    assert len(data) == original.stat().st_size
+    assert samples.FRAME in data and b"V_VP8" in data  # the video and its codec are kept
+    assert b"Lovelace" not in data and b"ARTIST" not in data
 
 
 def test_xml_entities_are_not_expanded(tmp_path: Path) -> None:
