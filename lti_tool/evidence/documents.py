@@ -29,12 +29,14 @@ documents (a PDF attachment, an object inside a Word file); `DocumentText.notes`
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
@@ -339,6 +341,10 @@ def _pdf_extract(path: Path, media_type: str, body: bool) -> DocumentText:
         root = reader.trailer["/Root"]
         if "/Metadata" in root:
             doc.metadata.extend(xmp_fields(root["/Metadata"].get_object().get_data()))
+        for name in reader.attachments:  # names only: the content is not loaded
+            # An attached file keeps its own metadata: listed, so a copy is never called clean
+            # while it carries one.
+            doc.metadata.append(MetadataField("attached file (not cleaned)", name))
         text = _Text(doc)
         for number, page in enumerate(reader.pages, start=1):
             place = f"page {number}"
@@ -419,7 +425,10 @@ _PEOPLE_PARTS = (
     "meta.xml",
     "content.xml",
     "styles.xml",
+    "*.rels",  # links to local files: "file:///C:/Users/alovelace/..."
 )
+_EMBEDDED = {".docx": DOCX, ".xlsx": XLSX, ".pptx": PPTX}  # packages inside packages
+MAX_NESTING = 3
 _META_PARTS = ("docProps/core.xml", "docProps/app.xml", "meta.xml")
 # Elements of the metadata parts: replaced by the neutral name, or removed.
 _NEUTRAL_ELEMENTS = {
@@ -457,6 +466,17 @@ def _attribute_place(element_name: str, attribute: str) -> str | None:
     return None
 
 
+def _relationship_place(element: Any) -> str | None:
+    target = element.get("Target", "")
+    if element.get("TargetMode") == "External" and _LOCAL_PATH.match(target):
+        return "linked file path"
+    return None
+
+
+def _file_name(path: str) -> str:
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or "file"
+
+
 class _Edit:
     """One identifying value in an XML part, and how the blind copy neutralises it."""
 
@@ -479,11 +499,16 @@ def _edits(root: Any, part: str) -> Iterator[_Edit]:
             continue
         name = _local(element.tag)
         for attribute, value in list(element.attrib.items()):
-            place = _attribute_place(name, _local(attribute))
+            if name == "Relationship":
+                place = _relationship_place(element) if attribute == "Target" else None
+            else:
+                place = _attribute_place(name, _local(attribute))
             if place is None or not value.strip():
                 continue
             if name == "absPath":
                 yield _Edit(place, value, _remover(element))
+            elif name == "Relationship":
+                yield _Edit(place, value, _setter_to(element, attribute, _file_name(value)))
             else:
                 yield _Edit(place, value, _setter(element, attribute, _local(attribute)))
         text = (element.text or "").strip()
@@ -519,7 +544,11 @@ def _odf_creator_place(parent: str) -> str:
 
 
 def _setter(element: Any, attribute: str, local: str) -> Callable[[], None]:
-    return lambda: element.set(attribute, _neutral_value(local))
+    return _setter_to(element, attribute, _neutral_value(local))
+
+
+def _setter_to(element: Any, attribute: str, value: str) -> Callable[[], None]:
+    return lambda: element.set(attribute, value)
 
 
 def _text_setter(element: Any, value: str) -> Callable[[], None]:
@@ -563,8 +592,18 @@ def _people_parts(package: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         info
         for info in package.infolist()
         if any(fnmatch(info.filename, pattern) for pattern in _PEOPLE_PARTS)
-        and info.filename.count("/") <= 2
+        and (info.filename.count("/") <= 2 or info.filename.endswith(".rels"))
     ]
+
+
+def _embedded_type(name: str) -> str | None:
+    """The type of a package embedded in another (a chart's workbook in a Word file)."""
+    if "/embeddings/" not in name:
+        return None
+    return _EMBEDDED.get(PurePosixPath(name).suffix.lower())
+
+
+_LOCAL_PATH = re.compile(r"^(file:|[a-zA-Z]:[\\/]|\\\\)", re.IGNORECASE)
 
 
 def _parse_part(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
@@ -574,29 +613,52 @@ def _parse_part(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
         return etree.parse(stream, _parser()).getroot()
 
 
-def _package_extract(path: Path, media_type: str, body: bool) -> DocumentText:
+def _package_extract(path: Path, media_type: str, body: bool, depth: int = 0) -> DocumentText:
     doc = DocumentText(media_type)
     with _open_package(path) as package:
         for info in _people_parts(package):
             root = _parse_part(package, info)
             doc.metadata.extend(edit.field for edit in _edits(root, info.filename))
+        for info in package.infolist():
+            kind = _embedded_type(info.filename)
+            label = PurePosixPath(info.filename).name
+            if kind and depth < MAX_NESTING:
+                with _member_file(package, info) as inner:
+                    embedded = _package_extract(inner, kind, False, depth + 1)
+                doc.metadata.extend(
+                    MetadataField(f"embedded {label}: {item.place}", item.value)
+                    for item in embedded.metadata
+                )
+            elif "/embeddings/" in info.filename and body:
+                doc.notes.append(f"The embedded object {label} is not read.")
         if body:
             _package_body(package, media_type, _Text(doc))
     doc.metadata = _unique(doc.metadata)
     return doc
 
 
-def _package_strip(src: Path, dst: Path, media_type: str) -> list[str]:
+@contextmanager
+def _member_file(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Path]:
+    """A ZIP member copied to a temporary file (streamed), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="evidence-embedded-") as folder:
+        path = Path(folder) / "member"
+        with package.open(info) as source, path.open("wb") as out:
+            shutil.copyfileobj(source, out, COPY_BLOCK)
+        yield path
+
+
+def _package_strip(src: Path, dst: Path, media_type: str, depth: int = 0) -> list[str]:
     with _open_package(src) as package, zipfile.ZipFile(dst, "w", allowZip64=True) as copy:
         people = {info.filename for info in _people_parts(package)}
         for info in package.infolist():
+            kind = _embedded_type(info.filename)
             target = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             target.compress_type = info.compress_type  # ODF's "mimetype" stays first and stored
             target.external_attr = info.external_attr
             target.file_size = info.file_size  # lets zipfile choose ZIP64 for a huge member
-            if info.filename in people:
-                root = _parse_part(package, info)
-                edits = list(_edits(root, info.filename))
+            root = _parse_part(package, info) if info.filename in people else None
+            edits = list(_edits(root, info.filename)) if root is not None else []
+            if edits:  # parts with nothing to change are copied byte for byte
                 for edit in edits:
                     edit.apply()
                 data = etree.tostring(
@@ -607,6 +669,13 @@ def _package_strip(src: Path, dst: Path, media_type: str) -> list[str]:
                 )
                 target.file_size = len(data)
                 copy.writestr(target, data)
+            elif kind and depth < MAX_NESTING:
+                with _member_file(package, info) as inner:
+                    cleaned = inner.with_name("cleaned")
+                    _package_strip(inner, cleaned, kind, depth + 1)
+                    target.file_size = cleaned.stat().st_size
+                    with cleaned.open("rb") as source, copy.open(target, "w") as out:
+                        shutil.copyfileobj(source, out, COPY_BLOCK)
             else:
                 with package.open(info) as source, copy.open(target, "w") as out:
                     shutil.copyfileobj(source, out, COPY_BLOCK)
