@@ -50,6 +50,7 @@ NEUTRAL_NAME = "Anonymous"  # what author fields of a blind copy say instead of 
 NEUTRAL_INITIALS = "A"
 MAX_BODY_CHARS = 20_000_000  # text kept from one file (a check needs words, not megabytes)
 MAX_XML_PART = 256 * 1024 * 1024  # uncompressed size of one Office XML part we agree to parse
+MAX_PACKAGE = 4 * 1024**3  # uncompressed size of a whole Office file (a ZIP bomb is refused)
 COPY_BLOCK = 1024 * 1024
 
 PDF = "application/pdf"
@@ -153,6 +154,8 @@ def strip_metadata(src_path: str | Path, dst_path: str | Path, media_type: str) 
     cannot be read.
     """
     src, dst = Path(src_path), Path(dst_path)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError("strip_metadata writes a copy: dst must not be src")
     handler = _handler(media_type)
 
     def run() -> StripReport:
@@ -576,6 +579,9 @@ def _open_package(path: Path) -> zipfile.ZipFile:
             "PDF) and upload it again."
         )
     package = zipfile.ZipFile(path)
+    if sum(info.file_size for info in package.infolist()) > MAX_PACKAGE:
+        package.close()
+        raise CorruptDocument("This file expands to more than 4 GB: it cannot be a real document.")
     if "META-INF/manifest.xml" in package.namelist():
         with package.open("META-INF/manifest.xml") as manifest:
             if b"encryption-data" in manifest.read(MAX_XML_PART):

@@ -442,3 +442,14 @@ def test_a_pdf_attachment_keeps_the_copy_from_being_called_clean(tmp_path: Path)
     report = strip_metadata(path, tmp_path / "b.pdf", documents.PDF)
     assert not report.cleaned
     assert any("notes.docx" in reason for reason in report.not_removed)
+
+
+def test_zip_bombs_and_copies_onto_the_original_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = samples.write_docx(tmp_path / "a.docx")
+    with pytest.raises(ValueError):
+        strip_metadata(path, path, documents.DOCX)
+    monkeypatch.setattr(documents, "MAX_PACKAGE", 1000)
+    with pytest.raises(CorruptDocument, match="expands"):
+        extract(path, documents.DOCX)
