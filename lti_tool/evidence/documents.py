@@ -344,7 +344,12 @@ def _pdf_extract(path: Path, media_type: str, body: bool) -> DocumentText:
         root = reader.trailer["/Root"]
         if "/Metadata" in root:
             doc.metadata.extend(xmp_fields(root["/Metadata"].get_object().get_data()))
-        for name in reader.attachments:  # names only: the content is not loaded
+        try:
+            attached = list(reader.attachments)  # names only: the content is not loaded
+        except Exception as exc:  # a broken name tree must not hide the rest of the file
+            attached = ["(unreadable list of attached files)"]
+            log.info("PDF attachments unreadable: %r", exc)
+        for name in attached:
             # An attached file keeps its own metadata: listed, so a copy is never called clean
             # while it carries one.
             doc.metadata.append(MetadataField("attached file (not cleaned)", name))
