@@ -174,7 +174,8 @@ def most_similar(
         scores = compare(new, other, min_words=min_words)
         if scores and scores[0].score >= threshold:
             found.append(SimilarSubmission(key, scores[0].score, scores))
-    return heapq.nlargest(limit, found, key=lambda s: s.score)
+    # Ties on the score (both contain all of the new text) go to the closer one in size.
+    return heapq.nlargest(limit, found, key=lambda s: (s.score, s.parts[0].jaccard))
 
 
 @dataclass(frozen=True)

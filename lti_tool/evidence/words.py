@@ -33,4 +33,6 @@ def spans(text: str) -> list[tuple[int, int, str]]:
 
 def words_of(text: str) -> list[str]:
     """The folded words of a text."""
+    if text.isascii():  # most names and texts: no accents to fold
+        return WORD.findall(text.lower())
     return [fold(match.group()) for match in WORD.finditer(normalized(text))]
