@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_tool.catalog import service as catalog
@@ -33,6 +34,7 @@ from lti_tool.catalog.models import ARTIFACTS, REFLECTION, MicroCredentialVersio
 from lti_tool.evidence import confidentiality, documents, similarity
 from lti_tool.evidence.models import Attempt, AttemptNotes, Draft
 from lti_tool.evidence.storage import Storage
+from lti_tool.evidence.words import words_of
 from lti_tool.roster.models import Enrollment, LmsUser
 from lti_tool.settings import Settings
 
@@ -122,17 +124,67 @@ def _checked_texts(version: MicroCredentialVersion, draft: Draft) -> dict[str, s
     return texts
 
 
-def _index(session: Session, user_id: int, course_id: int | None):
-    learner = session.get(LmsUser, user_id)
-    members: list[confidentiality.Person] = []
-    if course_id is not None:
-        rows = session.scalars(
-            select(LmsUser)
-            .join(Enrollment, Enrollment.user_id == LmsUser.id)
-            .where(Enrollment.course_id == course_id, LmsUser.id != user_id)
+# Member indexes of recent courses, reused while the roster is unchanged: building one for a
+# 50,000-member MOOC takes seconds, matching a text against it milliseconds.
+_MEMBER_INDEXES: OrderedDict[tuple, confidentiality.IdentityIndex] = OrderedDict()
+MEMBER_INDEXES_KEPT = 8
+_EMPTY = confidentiality.IdentityIndex(confidentiality.Person())
+
+
+def _members(session: Session, course_id: int, except_user: int | None = None):
+    statement = select(LmsUser).join(Enrollment, Enrollment.user_id == LmsUser.id).where(
+        Enrollment.course_id == course_id
+    )
+    if except_user is not None:
+        statement = statement.where(LmsUser.id != except_user)
+    return session.scalars(statement.execution_options(yield_per=1000))
+
+
+def member_index(session: Session, course_id: int | None) -> confidentiality.IdentityIndex:
+    """The names and e-mails of a course's members (as others), cached per roster state."""
+    if course_id is None:
+        return _EMPTY
+    count, changed = session.execute(
+        select(func.count(Enrollment.id), func.max(Enrollment.updated_at)).where(
+            Enrollment.course_id == course_id
         )
-        members = [confidentiality.Person.of(row) for row in rows]
-    return confidentiality.IdentityIndex(confidentiality.Person.of(learner), members)
+    ).one()
+    key = (str(session.get_bind().url), course_id, count, changed)
+    index = _MEMBER_INDEXES.get(key)
+    if index is None:
+        members = (confidentiality.Person.of(row) for row in _members(session, course_id))
+        index = confidentiality.IdentityIndex(confidentiality.Person(), members)
+        _MEMBER_INDEXES[key] = index
+        while len(_MEMBER_INDEXES) > MEMBER_INDEXES_KEPT:
+            _MEMBER_INDEXES.popitem(last=False)
+    _MEMBER_INDEXES.move_to_end(key)
+    return index
+
+
+def _report(
+    session: Session, draft: Draft, texts: dict[str, str], files: list
+) -> confidentiality.ConfidentialityReport:
+    """The learner's own names (their index) and the members' (the course's cached index);
+    a hit found by both is the learner's (they are on the roster too)."""
+    learner = session.get(LmsUser, draft.user_id)
+    own = confidentiality.check(
+        confidentiality.IdentityIndex(confidentiality.Person.of(learner)), texts, files
+    )
+    others = confidentiality.check(member_index(session, draft.course_id), texts, files)
+    mine = {(hit.place, hit.matched.casefold()) for hit in own.hits}
+    hits = own.hits + [h for h in others.hits if (h.place, h.matched.casefold()) not in mine]
+    return confidentiality.ConfidentialityReport(
+        hits=sorted(hits, key=lambda hit: _reading_order(texts, files, hit.place)),
+        unchecked=own.unchecked,
+    )
+
+
+def _reading_order(texts: dict[str, str], files: list, place: str) -> tuple[int, str]:
+    order = [*texts, *(f"file name {f.name}" for f in files), *(f"file {f.name}" for f in files)]
+    for number, prefix in enumerate(order):
+        if place.startswith(prefix):
+            return number, place
+    return len(order), place
 
 
 # -- before submitting ---------------------------------------------------------------------------
@@ -180,13 +232,12 @@ def before_submitting(
     session: Session, settings: Settings, draft: Draft, version: MicroCredentialVersion
 ) -> Findings:
     """The confidentiality hits of the draft, and the collaborator note if any."""
-    index = _index(session, draft.user_id, draft.course_id)
     files = [
         confidentiality.FileToCheck(f.original_name, f.media_type,
                                     _document_text(f.document, f.media_type))  # fmt: skip
         for f in draft.files
     ]
-    report = confidentiality.check(index, _checked_texts(version, draft), files)
+    report = _report(session, draft, _checked_texts(version, draft), files)
     statement = draft.collaboration or {}
     findings = Findings(report, collaborative=statement.get("collaborative") is True)
     if findings.collaborative:
@@ -203,17 +254,9 @@ def _close_to_collaborators(
     mine = " ".join(((draft.answers or {}).get(REFLECTION) or {}).values())
     if not named.strip() or not mine.strip() or draft.course_id is None:
         return []
-    members = session.scalars(
-        select(LmsUser)
-        .join(Enrollment, Enrollment.user_id == LmsUser.id)
-        .where(Enrollment.course_id == draft.course_id, LmsUser.id != draft.user_id)
-    ).all()
     notes = []
     threshold = settings.evidence_similarity_percent / 100
-    for member in members:
-        index = confidentiality.IdentityIndex(confidentiality.Person.of(member))
-        if not index.find(named):
-            continue
+    for member in _named_members(session, draft.course_id, draft.user_id, named):
         theirs = session.scalars(
             select(Attempt)
             .where(
@@ -231,6 +274,21 @@ def _close_to_collaborators(
         if compared.too_similar(threshold):
             notes.append(CollaboratorNote(compared.containment, compared.shared_passages[:5]))
     return notes
+
+
+def _named_members(session: Session, course_id: int, user_id: int, named: str) -> list[LmsUser]:
+    """The course's members whose full name or e-mail the statement contains (whole words,
+    folded), in one pass over the roster."""
+    text = f" {' '.join(words_of(named))} "
+    lowered = named.casefold()
+    found = []
+    for member in _members(session, course_id, except_user=user_id):
+        name = " ".join(words_of(member.name or f"{member.given_name} {member.family_name}"))
+        if (len(name.split()) >= 2 and f" {name} " in text) or (
+            member.email and member.email.casefold() in lowered
+        ):
+            found.append(member)
+    return found
 
 
 # -- at submission -----------------------------------------------------------------------------

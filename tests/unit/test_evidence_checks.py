@@ -34,11 +34,12 @@ def people(services):
     return {"mc": mc, "course": course, "ada": ada, "grace": grace}
 
 
-def save(services, user, mc, **changes) -> None:
+def save(services, user, mc, origin: int | None = None, **changes) -> None:
     with transaction(services.session_factory) as session:
         draft = evidence.find_draft(session, user, mc)
         evidence.save_draft(session, user, mc, draft.revision if draft else 0,
-                            evidence.DraftChanges(**changes))  # fmt: skip
+                            evidence.DraftChanges(**changes),
+                            evidence.Origin(origin) if origin else None)  # fmt: skip
 
 
 def findings(services, user, mc) -> checks.Findings:
@@ -155,3 +156,18 @@ def test_the_next_attempt_keeps_what_was_read_from_its_files(services, people, t
         assert docx.document and docx.document["metadata"]
     assert any(hit.place.startswith("file sorting.docx, metadata")
                for hit in findings(services, ada, mc).automatic)  # fmt: skip
+
+
+def test_the_roster_index_is_reused_until_the_roster_changes(services, people):
+    ada, mc, course = people["ada"], people["mc"], people["course"]
+    answer = f"{LEARNER} met Hedy Lamarr."
+    save(services, ada, mc, course, answers={"overview": {"setting": answer}})
+    hits = findings(services, ada, mc).report.hits
+    # The learner is on the roster too: their name is theirs, listed once.
+    assert [(h.matched, h.identity) for h in hits] == [(LEARNER, "own")]
+    with services.session_factory() as session:
+        cached = checks.member_index(session, course)
+        assert checks.member_index(session, course) is cached
+    add_learner(services, course, "Hedy Lamarr")
+    hits = findings(services, ada, mc).report.hits
+    assert [(h.matched, h.identity) for h in hits] == [(LEARNER, "own"), ("Hedy Lamarr", "other")]
