@@ -128,6 +128,8 @@ def _page(
     page = evidence.workspace(session, user_id, mc_id)
     token = token_of(identity)
     check = evidence.submission_check(page.version, page.draft)
+    if page.draft is None and page.latest is not None and not typed:
+        typed = _as_typed(page.latest.snapshot or {})  # show what was submitted
     return (
         render_template(
             "evidence/workspace.html",
@@ -184,6 +186,22 @@ def _changes_from_form(form) -> evidence.DraftChanges:
     return evidence.DraftChanges(
         answers=answers or None, plan=plan or None, collaboration=collaboration
     )
+
+
+def _as_typed(snapshot: dict) -> dict[str, Any]:
+    """An attempt's answers, plan and statement as the page's fields."""
+    fields: dict[str, Any] = {
+        f"answer:{kind}:{key}": text
+        for kind, texts in (snapshot.get("answers") or {}).items()
+        for key, text in texts.items()
+    }
+    fields.update({f"plan:{kind}": day for kind, day in (snapshot.get("plan") or {}).items()
+                   if day})  # fmt: skip
+    statement = snapshot.get("collaboration") or {}
+    if statement.get("collaborative") is not None:
+        fields["collaborative"] = "yes" if statement["collaborative"] else "no"
+    fields["how"] = statement.get("how") or ""
+    return fields
 
 
 def _typed(form) -> dict[str, Any]:
@@ -533,4 +551,15 @@ def _evidence_links() -> dict:
             return None
         return url_for("evidence.workspace", key=key, **{TOKEN_PARAM: token_of(identity)})
 
-    return {"evidence_url": evidence_url}
+    def learner_evidence_url(identity: Identity | None, user_id: int, key: str) -> str | None:
+        """The educator's read-only link to a learner's evidence, when the setting allows."""
+        if (
+            identity is None
+            or identity.role not in COURSE_ROLES
+            or not services().settings.educators_see_evidence
+        ):
+            return None
+        return url_for("evidence.learner_evidence", user_id=user_id, key=key,
+                       **{TOKEN_PARAM: token_of(identity)})  # fmt: skip
+
+    return {"evidence_url": evidence_url, "learner_evidence_url": learner_evidence_url}

@@ -291,6 +291,7 @@ def test_submit_then_withdraw_then_submit_again(client, course, canvas, services
     body = text_of_page(client, token)
     assert 'id="state">Submitted' in body and "A decision is due by" in body
     assert "<textarea" not in body  # nothing to edit while submitted
+    assert words(160, "next") in body  # what was submitted, read-only
     with services.session_factory() as session:
         attempt = session.scalars(select(Attempt)).one()
         assert attempt.course_id == course["id"] and attempt.resource_link_id is not None
@@ -388,8 +389,12 @@ def test_educators_see_evidence_only_when_the_setting_allows(client, course, can
     educator = course["educator"]
     refused = client.get(path, query_string={"lt": educator})
     assert refused.status_code == 403 and "not their evidence" in text_of(refused)
+    grid = client.get("/course/progress", query_string={"lt": educator}).get_data(as_text=True)
+    assert "evidence-link" not in grid
     settings = services.settings.replace(educators_see_evidence=True)
     monkeypatch.setattr(services, "settings", settings)
+    grid = client.get("/course/progress", query_string={"lt": educator}).get_data(as_text=True)
+    assert f'href="{path}?lt=' in grid  # the draft's state links to it; not started: no link
     shown = client.get(path, query_string={"lt": educator})
     assert shown.status_code == 200
     body = text_of(shown)
