@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lti_tool.business_days import decision_due
 from lti_tool.catalog import service as catalog
@@ -139,6 +140,17 @@ def word_count(text: str) -> int:
 
 def credential_id(session: Session, key: str) -> int | None:
     return session.scalar(select(MicroCredential.id).where(MicroCredential.key == key))
+
+
+def has_draft(session: Session, user_id: int, micro_credential_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Draft.id).where(
+                Draft.user_id == user_id, Draft.micro_credential_id == micro_credential_id
+            )
+        )
+        is not None
+    )
 
 
 def find_draft(
@@ -416,7 +428,9 @@ def save_draft(
     if result.rowcount != 1:
         session.expire(draft)
         raise DraftConflict(draft.revision)
-    session.expire(draft)
+    # The row is as written: no need to read it back.
+    for name, value in {**values, "revision": expected + 1}.items():
+        set_committed_value(draft, name, value)
     if "plan" in values:
         due = _plan_due(values["plan"])
         if due is not None:
@@ -425,15 +439,25 @@ def save_draft(
     return draft
 
 
-def prompt_keys(session: Session, version_id: int) -> set[tuple[str, str]]:
-    """(part kind, prompt key) of every prompt of a version, in one query (a save needs
-    these, not the whole content)."""
-    rows = session.execute(
-        select(Part.kind, Prompt.key)
-        .join(Prompt, Prompt.part_id == Part.id)
-        .where(Part.version_id == version_id)
-    )
-    return {(kind, key) for kind, key in rows}
+_PROMPT_KEYS: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
+
+
+def prompt_keys(session: Session, version_id: int) -> frozenset[tuple[str, str]]:
+    """(part kind, prompt key) of every prompt of a version a draft is on. Such a version is
+    frozen (started) and never changes, so the answer is kept per process after one query."""
+    cache_key = (str(session.get_bind().url), version_id)
+    found = _PROMPT_KEYS.get(cache_key)
+    if found is None:
+        rows = session.execute(
+            select(Part.kind, Prompt.key)
+            .join(Prompt, Prompt.part_id == Part.id)
+            .where(Part.version_id == version_id)
+        )
+        found = frozenset((kind, key) for kind, key in rows)
+        if len(_PROMPT_KEYS) > 10_000:
+            _PROMPT_KEYS.clear()
+        _PROMPT_KEYS[cache_key] = found
+    return found
 
 
 def offered_in_course(session: Session, course_id: int, micro_credential_id: int) -> bool:
@@ -463,7 +487,7 @@ def offered_in_course(session: Session, course_id: int, micro_credential_id: int
 
 
 def _merged_answers(
-    prompts: set[tuple[str, str]], current: dict, given: dict[str, dict[str, str]]
+    prompts: frozenset[tuple[str, str]], current: dict, given: dict[str, dict[str, str]]
 ) -> dict:
     merged = {kind: dict(texts) for kind, texts in (current or {}).items()}
     for kind, texts in given.items():

@@ -85,7 +85,7 @@ def _credential(identity: Identity, key: str) -> int:
     if mc_id is None:
         abort(404, "There is no such micro-credential.")
     assert identity.user_id is not None
-    if evidence.find_draft(session, identity.user_id, mc_id) is not None:
+    if evidence.has_draft(session, identity.user_id, mc_id):
         return mc_id  # the usual case (an autosave): one lookup
     if identity.course_id is not None and evidence.offered_in_course(
         session, identity.course_id, mc_id
@@ -223,8 +223,6 @@ def save(key: str):
             changes = _changes_from_form(request.form)
             draft = evidence.save_draft(session, identity.user_id, mc_id, revision, changes,
                                         _origin(identity))  # fmt: skip
-            session.flush()
-            session.refresh(draft)
             saved = {"revision": draft.revision, "saved_at": draft.updated_at.isoformat()}
     except evidence.EvidenceError as exc:
         if _wants_json():

@@ -10,13 +10,14 @@ thread, one HTTP session) autosaves its draft as the page's script does: a POST 
 fields (three answers of about 250 words, growing a little each time) with the revision of its
 last save, Accept: application/json. Every save must answer 200 with the next revision (a 409
 would mean a lost update, and counts as an error). Prints saves per second, p50 / p95 / p99
-latency and errors. Bounded: 30 saves per learner (10 with --quick) and 90 s at most.
-Exits 1 if any save failed.
+latency, errors, and the gunicorn workers' CPU per save. Bounded: 30 saves per learner (10
+with --quick) and 90 s at most. Exits 1 if any save failed or did not happen in time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -101,19 +102,22 @@ def main(argv: list[str]) -> int:
         ]
         for thread in threads:
             thread.start()
+        cpu_before = tool.server.workers_cpu_seconds()
         start.wait()
         began = time.perf_counter()
         for thread in threads:
             thread.join(timeout=TIME_LIMIT + 30)
         seconds = time.perf_counter() - began
+        cpu = tool.server.workers_cpu_seconds() - cpu_before
     done = len(latencies)
     print(f"\n{LEARNERS} learners autosaving concurrently, {saves} saves each "
           f"({LEARNERS * saves} planned), over loopback")  # fmt: skip
     print(f"{'saves':>6} {'seconds':>8} {'saves/s':>8} {'p50 ms':>7} {'p95 ms':>7} "
-          f"{'p99 ms':>7} {'errors':>7}")  # fmt: skip
+          f"{'p99 ms':>7} {'errors':>7} {'worker CPU ms/save':>19}")  # fmt: skip
     p50, p95, p99 = (percentile(latencies, q) * 1000 for q in (0.5, 0.95, 0.99))
     print(f"{done:>6} {seconds:>8.2f} {done / seconds:>8.1f} {p50:>7.1f} {p95:>7.1f} "
-          f"{p99:>7.1f} {len(errors):>7}")  # fmt: skip
+          f"{p99:>7.1f} {len(errors):>7} {cpu / max(done, 1) * 1000:>19.1f}")  # fmt: skip
+    print(f"(load average of the machine: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     for error in sorted(set(errors))[:5]:
         print(f"  error: {error}")
     return 1 if errors or done < LEARNERS * saves else 0
