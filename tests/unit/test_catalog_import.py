@@ -297,7 +297,8 @@ def _edit_bad_values(data):
                 "catalog.yaml: stacks[0].credentials[0].parts.artifacts.requirements[0]."
                 "formats[0]: must be one of pdf, document, image, audio, video, link "
                 "(got 'zip')",
-                "catalog.yaml: stacks[0].completion.rule: must be one of all, n_of_m (got 'most')",
+                "catalog.yaml: stacks[0].completion.rule: must be one of all, n_of_m "
+                "(got 'most')",
                 "catalog.yaml: stacks[1].credentials[0]: unknown micro-credential "
                 "'no-such-credential' (define it in full once)",
             ],
@@ -305,7 +306,8 @@ def _edit_bad_values(data):
         (
             _edit_bad_values,
             [
-                "catalog.yaml: issuers[0].url: must be an http(s) URL (got 'north-board.example')",
+                "catalog.yaml: issuers[0].url: must be an http(s) URL "
+                "(got 'north-board.example')",
                 "catalog.yaml: issuers[0].email: must be an e-mail address (got 'nobody')",
                 "catalog.yaml: stacks[0].key: must be lower-case letters, digits and hyphens "
                 "(got 'Classroom Assessment')",
@@ -443,7 +445,9 @@ def test_references_may_point_into_the_database(services, tmp_path):
         ],
     }
     report = import_data(services, tmp_path, later)
-    assert report.summary() == ("created 1 (1 stack), updated 0, new versions 0, unchanged 0")
+    assert report.summary() == (
+        "created 1 (1 stack), updated 0, new versions 0, unchanged 0"
+    )
 
 
 def test_an_error_while_writing_rolls_everything_back(services, tmp_path, monkeypatch):
