@@ -256,6 +256,8 @@ def _close_to_collaborators(
         return []
     notes = []
     threshold = settings.evidence_similarity_percent / 100
+    version = catalog.get_version(session, draft.version_id)
+    prompts = boilerplate(version, REFLECTION) if version else []
     for member in _named_members(session, draft.course_id, draft.user_id, named):
         theirs = session.scalars(
             select(Attempt)
@@ -270,7 +272,7 @@ def _close_to_collaborators(
             continue
         their_text = " ".join(((theirs.snapshot or {}).get("answers", {}).get(REFLECTION)
                                or {}).values())  # fmt: skip
-        compared = similarity.compare_reflections(mine, their_text)
+        compared = similarity.compare_reflections(mine, their_text, boilerplate=prompts)
         if compared.too_similar(threshold):
             notes.append(CollaboratorNote(compared.containment, compared.shared_passages[:5]))
     return notes
@@ -303,7 +305,17 @@ def fingerprint_of(version: MicroCredentialVersion, answers: dict, files: list) 
             by_requirement.setdefault(f.requirement_key, []).append(text)
     for key, texts in by_requirement.items():
         parts[f"Part 2, artifact {key}"] = "\n".join(texts)
-    return similarity.fingerprint(parts).to_json()
+    return similarity.fingerprint(parts, boilerplate=boilerplate(version)).to_json()
+
+
+def boilerplate(version: MicroCredentialVersion, kind: str | None = None) -> list[str]:
+    """What every learner may reproduce: the prompts and instructions (of one part, or all)."""
+    texts = []
+    for part in version.parts:
+        if kind is None or part.kind == kind:
+            texts.append(part.instructions or "")
+            texts.extend(prompt.text for prompt in part.prompts)
+    return [text for text in texts if text.strip()]
 
 
 def annotate(
