@@ -118,11 +118,18 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
-def sweep() -> None:
+@click.option(
+    "--retry-failed", is_flag=True, help="First put deliveries that gave up back to pending."
+)
+def sweep(retry_failed: bool) -> None:
     """Re-enqueue every delivery still pending (safe to run at any time)."""
+    from lti_tool.jobs import retry_failed_scores
     from lti_tool.jobs import sweep as run_sweep
 
-    click.echo(f"re-enqueued {run_sweep(_services())} pending deliveries")
+    services = _services()
+    if retry_failed:
+        click.echo(f"{retry_failed_scores(services)} failed grade deliveries to try again")
+    click.echo(f"re-enqueued {run_sweep(services)} pending deliveries")
 
 
 # -- database ------------------------------------------------------------------------------

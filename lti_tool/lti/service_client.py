@@ -99,7 +99,8 @@ class ServiceError(Exception):
     """A service call (or its token request) that did not succeed, with what the platform said.
 
     `status` is the HTTP status (None when no response came at all); `platform_message` the
-    error the platform gave; `stage` is "token" or "service".
+    error the platform gave; `stage` is "token" or "service"; `retry_after` the seconds the
+    platform asked to wait (429, 503), for callers that retry later.
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class ServiceError(Exception):
         platform_message: str = "",
         stage: str = "service",
         attempts: int = 1,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.status = status
         self.url = url
         self.platform_message = platform_message
@@ -411,6 +414,7 @@ class ServiceClient:
             platform_message=message,
             stage=stage,
             attempts=attempts,
+            retry_after=_retry_after(response),
         )
 
 

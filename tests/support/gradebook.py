@@ -1,0 +1,97 @@
+"""Learners launched into a mapped link with an AGS line item on a fake LMS, and score rows for
+them: what the gradebook tests (unit, integration, bench) start from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from lti_tool.db import transaction
+from lti_tool.gradebook import service
+from lti_tool.gradebook.models import Score
+from lti_tool.roster.models import LmsUser
+from tests.conftest import BASE_URL
+from tests.support.advantage import LINEITEM_SCOPE, SCORE_SCOPE, FakeAdvantagePlatform
+from tests.support.platform import AGS, CLAIM, LEARNER, launch
+
+CONTEXTS = {"canvas": "4dde05e8ca1973bcca9bffc13e1548820eee93a3", "moodle": "2"}
+CREDENTIAL = "effective-leadership"
+
+
+@dataclass(frozen=True)
+class Learner:
+    user_id: int
+    subject: str
+    platform_id: int
+    lineitem_url: str
+
+
+def launch_learner(
+    client, platform, fake: FakeAdvantagePlatform, sub: str, shape: str = "canvas", item: int = 1
+) -> Learner:
+    """A learner's launch of a link mapped to CREDENTIAL whose line item lives on `fake`."""
+    lineitem = fake.lineitem_url(CONTEXTS[shape], item, shape)
+    claims = {
+        CLAIM + "custom": {"micro_credential": CREDENTIAL, "stack": "collaboration"},
+        AGS: {
+            "scope": [LINEITEM_SCOPE, SCORE_SCOPE],
+            "lineitems": fake.lineitems_url(CONTEXTS[shape], shape),
+            "lineitem": lineitem,
+        },
+    }
+    response = launch(client, platform, BASE_URL, shape, sub=sub, roles=[LEARNER], **claims)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    return learner(client.application.extensions["lti_tool"], platform, sub, lineitem)
+
+
+def learner(services, platform, sub: str, lineitem_url: str) -> Learner:
+    with services.session_factory() as session:
+        user = session.scalars(
+            select(LmsUser).where(LmsUser.subject == sub).order_by(LmsUser.id.desc())
+        ).first()
+        assert user is not None, sub
+        return Learner(user.id, sub, user.platform_id, lineitem_url)
+
+
+def add_learners(services, template: Learner, count: int, prefix: str = "bulk") -> list[Learner]:
+    """`count` more learners of the template's platform and line item, written directly (for
+    volumes a launch per learner would make slow)."""
+    with transaction(services.session_factory) as session:
+        users = [
+            LmsUser(platform_id=template.platform_id, subject=f"{prefix}-{n}") for n in range(count)
+        ]
+        session.add_all(users)
+        session.flush()
+        return [
+            Learner(u.id, u.subject, template.platform_id, template.lineitem_url) for u in users
+        ]
+
+
+def set_score(
+    services, who: Learner, desired: service.DesiredScore, rank: int = 11, attempt_id=None
+) -> bool:
+    """Write a learner's desired score (as a handler does), without starting a delivery."""
+    target = service.LineItemTarget(who.user_id, who.platform_id, who.lineitem_url)
+    with transaction(services.session_factory) as session:
+        return service.record_score(session, target, desired, rank=rank, attempt_id=attempt_id)
+
+
+def score_row(services, who: Learner) -> Score:
+    with services.session_factory() as session:
+        return session.scalars(
+            select(Score).where(
+                Score.user_id == who.user_id, Score.lineitem_url == who.lineitem_url
+            )
+        ).one()
+
+
+PENDING_STATE = service.DesiredScore("Submitted", "Pending", "Submitted for assessment.")
+EARNED_STATE = service.DesiredScore(
+    "Completed",
+    "FullyGraded",
+    "Earned. Your badge: https://tool.test/badges/1",
+    100,
+    100,
+    {"submission_type": "online_url", "submission_data": "https://tool.test/badges/1"},
+)
