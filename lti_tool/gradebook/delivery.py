@@ -47,6 +47,7 @@ from lti_tool.gradebook.service import iso_timestamp
 from lti_tool.lti.ags import scores_url
 from lti_tool.lti.models import Platform
 from lti_tool.lti.service_client import RetryPolicy, ServiceClient, ServiceError, client_for
+from lti_tool.retry import equal_jitter
 from lti_tool.roster.models import LmsUser
 from lti_tool.services import Services
 
@@ -293,8 +294,7 @@ def _retry_delay(attempts: int, base: float, retry_after: float | None) -> float
     """Exponential backoff with equal jitter, or the platform's Retry-After (plus jitter)."""
     if retry_after is not None:
         return min(MAX_RETRY_DELAY, retry_after + random.uniform(0, 1))
-    ceiling = min(MAX_RETRY_DELAY, base * (2**attempts))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return equal_jitter(base, attempts, MAX_RETRY_DELAY)
 
 
 # -- the rows ----------------------------------------------------------------------------------

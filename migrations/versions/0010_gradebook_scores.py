@@ -1,7 +1,7 @@
 """gradebook scores
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 18:37:12.536838
 """
 
@@ -11,7 +11,7 @@ import lti_tool.db
 
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -329,7 +329,7 @@ def test_a_refusal_fails_at_once_with_the_platforms_error_and_can_be_retried(
     assert "User not found in course" in row.last_error
     assert delivery.deliver_due(services).delivered == 0  # failed stays failed
     result = cli("sweep", "--retry-failed")
-    assert "1 failed grade deliveries to try again" in result.output
+    assert "made 1 failed deliveries pending again" in result.output
     # In-process queue: the sweep delivered it.
     assert score_row(services, ada).status == DELIVERED
 
