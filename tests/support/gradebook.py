@@ -95,3 +95,72 @@ EARNED_STATE = service.DesiredScore(
     100,
     {"submission_type": "online_url", "submission_data": "https://tool.test/badges/1"},
 )
+
+
+def submit_attempt(services, who: Learner, number: int = 1, credential: str = CREDENTIAL) -> int:
+    """A learner's attempt, submitted as the evidence package does: the attempt and its
+    `grade.submitted` message in one transaction."""
+    from datetime import timedelta
+
+    from lti_tool.catalog.models import MicroCredential, MicroCredentialVersion
+    from lti_tool.db import utcnow
+    from lti_tool.evidence.models import Attempt
+    from lti_tool.outbox import service as outbox
+    from lti_tool.progress import service as progress
+    from lti_tool.progress.models import SUBMITTED
+
+    with transaction(services.session_factory) as session:
+        credential_id = session.scalar(
+            select(MicroCredential.id).where(MicroCredential.key == credential)
+        )
+        version_id = session.scalar(
+            select(MicroCredentialVersion.id)
+            .where(MicroCredentialVersion.micro_credential_id == credential_id)
+            .order_by(MicroCredentialVersion.number.desc())
+        )
+        now = utcnow()
+        attempt = Attempt(
+            user_id=who.user_id,
+            micro_credential_id=credential_id,
+            version_id=version_id,
+            number=number,
+            snapshot={},
+            submitted_at=now,
+            decision_due_at=now + timedelta(days=20),
+        )
+        session.add(attempt)
+        session.flush()
+        progress.set_state(session, who.user_id, credential_id, SUBMITTED, version_id=version_id)
+        outbox.post(
+            session, "grade.submitted", f"grade.submitted:{attempt.id}", {"attempt_id": attempt.id}
+        )
+        return attempt.id
+
+
+def decide(services, attempt_id: int, decision: str, feedback: list | None = None) -> None:
+    """A decision as assessment records it, with its `grade.decided` message."""
+    from lti_tool.db import utcnow
+    from lti_tool.evidence import outcomes
+    from lti_tool.outbox import service as outbox
+
+    with transaction(services.session_factory) as session:
+        outcomes.record_decision(session, attempt_id, decision, feedback or [], utcnow())
+        outbox.post(
+            session, "grade.decided", f"grade.decided:{attempt_id}", {"attempt_id": attempt_id}
+        )
+
+
+def withdraw(services, attempt_id: int) -> None:
+    """A learner's withdrawal, with its `grade.withdrawn` message."""
+    from lti_tool.db import utcnow
+    from lti_tool.evidence.models import WITHDRAWN, Attempt
+    from lti_tool.outbox import service as outbox
+
+    with transaction(services.session_factory) as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None
+        attempt.status = WITHDRAWN
+        attempt.withdrawn_at = utcnow()
+        outbox.post(
+            session, "grade.withdrawn", f"grade.withdrawn:{attempt_id}", {"attempt_id": attempt_id}
+        )
