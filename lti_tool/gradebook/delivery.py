@@ -411,6 +411,7 @@ _NOT_DELIVERED = (
         last_error=bindparam("b_error"),
         last_error_status=bindparam("b_error_status"),
         lease_until=None,
+        updated_at=bindparam("b_now"),
     )
 )
 
@@ -445,6 +446,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome], max_attempts: int
                 "b_next": now + timedelta(seconds=o.delay),
                 "b_error": o.error,
                 "b_error_status": o.status,
+                "b_now": now,
             }
         )
     connection = session.connection()
@@ -484,3 +486,76 @@ def retry_failed(
         )
     )
     return result.rowcount or 0
+
+
+# -- what administrators see --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreProblem:
+    """A score that gave up (or keeps failing), with the platform's answer."""
+
+    id: int
+    status: str
+    learner: str
+    platform: str
+    link: str
+    lineitem_url: str
+    grading_progress: str
+    attempts: int
+    error_status: int | None
+    error: str
+    next_attempt_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Overview:
+    counts: dict[str, int]
+    problems: list[ScoreProblem]
+
+
+def overview(session: Session, platform_id: int | None = None, limit: int = 200) -> Overview:
+    """Scores per delivery status, and the failed ones (then pending ones with an error),
+    newest first; of one platform when given (an LMS administrator sees their own)."""
+    from lti_tool.roster.models import ResourceLink
+
+    scope = [Score.platform_id == platform_id] if platform_id is not None else []
+    counts = dict.fromkeys((PENDING, DELIVERING, DELIVERED, FAILED), 0)
+    counts.update(
+        session.execute(
+            select(Score.status, func.count()).where(*scope).group_by(Score.status)
+        ).all()
+    )
+    rows = session.execute(
+        select(Score, LmsUser, Platform.name, ResourceLink.title)
+        .join(LmsUser, LmsUser.id == Score.user_id)
+        .join(Platform, Platform.id == Score.platform_id)
+        .outerjoin(ResourceLink, ResourceLink.id == Score.resource_link_id)
+        .where(
+            *scope,
+            or_(
+                Score.status == FAILED, and_(Score.status == PENDING, Score.last_error.is_not(None))
+            ),
+        )
+        .order_by(
+            case((Score.status == FAILED, 0), else_=1), Score.updated_at.desc(), Score.id.desc()
+        )
+        .limit(limit)
+    )
+    problems = [
+        ScoreProblem(
+            id=score.id,
+            status=score.status,
+            learner=user.display_name,
+            platform=platform_name,
+            link=link_title or "",
+            lineitem_url=score.lineitem_url,
+            grading_progress=score.grading_progress,
+            attempts=score.attempts,
+            error_status=score.last_error_status,
+            error=score.last_error or "",
+            next_attempt_at=score.next_attempt_at,
+            updated_at=score.updated_at,
+        )
+        for score, user, platform_name, link_title in rows
+    ]
+    return Overview(counts=counts, problems=problems)
