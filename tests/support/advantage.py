@@ -91,6 +91,8 @@ class FakeAdvantagePlatform:
     results: dict[tuple[str, str], dict] = field(default_factory=dict)
     score_posts: list[dict] = field(default_factory=list)
     score_failures: list[Failure] = field(default_factory=list)
+    accepted_scores: list[dict] = field(default_factory=list)  # the posts a result took
+    score_delay: float = 0.0  # seconds each score post takes (a slow LMS)
     seen_jti: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -378,13 +380,14 @@ class FakeAdvantagePlatform:
             return self._failure(failure)
         return Response(json.dumps(item), status=201, content_type=LINEITEM_MEDIA_TYPE)
 
-
     def _score(self, request: Request) -> Response:
         """A line item's scores endpoint: POST one learner's score, kept as the shape says."""
         from datetime import datetime
 
         if request.method != "POST":
             return Response("method not allowed", status=405)
+        if self.score_delay:
+            time.sleep(self.score_delay)
         if not self._authorised(request, SCORE_SCOPE):
             body = {"errors": [{"message": "Invalid access token"}]}
             return Response(json.dumps(body), status=401, mimetype="application/json")
@@ -456,6 +459,7 @@ class FakeAdvantagePlatform:
                     result["scoreGiven"] = None
                 result["feedback"] = score.get("comment") or ""
             self.results[key] = result
+            self.accepted_scores.append({"lineitem": lineitem, **score})
         if failure is not None:
             return self._failure(failure)
         body = {"resultUrl": f"{self.url}{lineitem}/results/{score['userId']}"}

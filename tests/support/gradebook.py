@@ -68,6 +68,25 @@ def add_learners(services, template: Learner, count: int, prefix: str = "bulk") 
         ]
 
 
+def enrolled_learners(
+    services, template: Learner, count: int, prefix: str = "bulk"
+) -> list[Learner]:
+    """`count` more learners enrolled where the template learner is (written directly)."""
+    from lti_tool.roster.models import Enrollment
+
+    learners = add_learners(services, template, count, prefix)
+    with transaction(services.session_factory) as session:
+        enrolments = session.scalars(
+            select(Enrollment).where(Enrollment.user_id == template.user_id)
+        ).all()
+        session.add_all(
+            Enrollment(user_id=who.user_id, course_id=e.course_id, role=e.role, lti_roles=[])
+            for who in learners
+            for e in enrolments
+        )
+    return learners
+
+
 def set_score(
     services, who: Learner, desired: service.DesiredScore, rank: int = 11, attempt_id=None
 ) -> bool:
