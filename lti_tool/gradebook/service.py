@@ -336,12 +336,13 @@ def _badge_url_for_attempt(session: Session, attempt_id: int, base_url: str) -> 
     return public_url_for_attempt(session, attempt_id, base_url)
 
 
-def _badge_url_for_credential(session: Session, credential_id: int, base_url: str) -> str | None:
+def _badge_url_for_credential(session: Session, credential_id: str, base_url: str) -> str | None:
+    """The public page of an issued credential (a stack's), from the credentials package."""
     try:
-        from lti_tool.credentials.service import public_url_for_credential  # type: ignore
+        from lti_tool.credentials import documents
     except ImportError:
         return None
-    return public_url_for_credential(session, credential_id, base_url)
+    return base_url.rstrip("/") + documents.badge_path(credential_id)
 
 
 def score_attempt(session: Session, services: Services, attempt_id: int) -> int:
@@ -387,7 +388,7 @@ def score_attempt(session: Session, services: Services, attempt_id: int) -> int:
 
 
 def score_stack(
-    session: Session, services: Services, user_id: int, stack_id: int, credential_id: int | None
+    session: Session, services: Services, user_id: int, stack_id: int, credential_id: str | None
 ) -> int:
     """Score the stack's line items (if the learner's courses have any) as completed."""
     stack = session.get(Stack, stack_id)
@@ -422,7 +423,7 @@ def on_stack_earned(session: Session, services: Services, payload: dict) -> None
         services,
         int(payload["user_id"]),
         int(payload["stack_id"]),
-        int(credential) if credential is not None else None,
+        str(credential) if credential is not None else None,
     )
 
 

@@ -43,10 +43,13 @@ def badges(monkeypatch):
     """The credentials package's public badge URL of an attempt (not on this branch yet)."""
     module = types.ModuleType("lti_tool.credentials.service")
     module.public_url_for_attempt = lambda session, attempt_id, base: f"{base}/badges/a{attempt_id}"
-    monkeypatch.setitem(
-        sys.modules, "lti_tool.credentials", types.ModuleType("lti_tool.credentials")
-    )
+    documents = types.ModuleType("lti_tool.credentials.documents")
+    documents.badge_path = lambda credential_id: f"/badges/{credential_id}"
+    package = types.ModuleType("lti_tool.credentials")
+    package.service, package.documents = module, documents
+    monkeypatch.setitem(sys.modules, "lti_tool.credentials", package)
     monkeypatch.setitem(sys.modules, "lti_tool.credentials.service", module)
+    monkeypatch.setitem(sys.modules, "lti_tool.credentials.documents", documents)
 
 
 def posted(fake) -> list[dict]:
@@ -179,7 +182,7 @@ def test_the_line_item_the_tool_created_is_used_when_the_launch_had_none(
 
 
 def test_a_stack_earned_scores_the_stacks_own_line_item(
-    services, client, catalog, canvas, canvas_lms
+    services, client, catalog, canvas, canvas_lms, badges
 ):
     stack_item = canvas_lms.lineitem_url("c", 9)
     claims = {
@@ -197,8 +200,12 @@ def test_a_stack_earned_scores_the_stacks_own_line_item(
             session,
             "grade.stack_earned",
             f"grade.stack_earned:{cy.user_id}:{stack_id}",
-            {"user_id": cy.user_id, "stack_id": stack_id, "credential_id": None},
+            {"user_id": cy.user_id, "stack_id": stack_id, "credential_id": "k3yZ"},
         )
     result = canvas_lms.result(stack_item, "cy")
     assert (result["gradingProgress"], result["scoreGiven"]) == ("FullyGraded", 100)
     assert "Stack completed" in result["comments"][-1]
+    assert f"{BASE_URL}/badges/k3yZ" in result["comments"][-1]
+    assert result["submissions"] == [
+        {"submission_type": "online_url", "submission_data": f"{BASE_URL}/badges/k3yZ"}
+    ]
