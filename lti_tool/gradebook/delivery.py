@@ -162,7 +162,8 @@ def _superseded(exc: ServiceError) -> bool:
         return False
     if exc.status == 409:
         return True
-    return exc.status == 400 and "timestamp" in (exc.platform_message or "").lower()
+    message = (exc.platform_message or "").lower()
+    return exc.status == 400 and "timestamp" in message and "before" in message
 
 
 def _retryable(exc: ServiceError) -> bool:

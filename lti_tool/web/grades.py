@@ -18,6 +18,7 @@ from flask import Blueprint, abort, redirect, render_template, request, session,
 from lti_tool import jobs
 from lti_tool.db import transaction
 from lti_tool.gradebook import delivery
+from lti_tool.roster.models import ADMINISTRATOR
 from lti_tool.web import services
 from lti_tool.web.accounts import admin_required, current_account
 from lti_tool.web.identity import TOKEN_PARAM, current_identity, token_of
@@ -51,8 +52,13 @@ def _form_tokens() -> dict[str, str]:
 
 
 def _check_form() -> None:
+    """The form came from the grades page: a valid `lt` token of an LMS administrator (signed
+    by the tool), or the page's own form token."""
     if request.form.get(TOKEN_PARAM):
-        return  # current_identity() verified its signature for admin_required
+        identity = current_identity()  # from the token, its signature checked
+        if identity is not None and identity.role == ADMINISTRATOR:
+            return
+        abort(403, "Send this form from the grades page of the tool.")
     expected = session.get(FORM_TOKEN)
     given = request.form.get("form_token", "")
     if not expected or not hmac.compare_digest(expected, given):
@@ -98,8 +104,6 @@ def retry():
 def _grades_link() -> dict:
     def grades_url(identity) -> str | None:
         """The grades page for an LMS administrator's landing page (None for anyone else)."""
-        from lti_tool.roster.models import ADMINISTRATOR
-
         if identity is None or identity.role != ADMINISTRATOR:
             return None
         return url_for("grades.grades", **{TOKEN_PARAM: token_of(identity)})

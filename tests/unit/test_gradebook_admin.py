@@ -98,8 +98,11 @@ def test_a_tool_administrator_sees_every_platform_and_the_form_needs_its_token(
         cookie["account_id"] = account_id
     html = client.get("/admin/grades").get_data(as_text=True)
     assert "User not found in course" in html
-    # Without the page's form token (a form posted from another site): refused.
+    # Without the page's form token (a form posted from another site): refused, also with a
+    # made-up launch token.
     assert client.post("/admin/grades/retry", data={"all": "1"}).status_code == 403
+    forged = client.post("/admin/grades/retry", data={"all": "1", "lt": "made-up"})
+    assert forged.status_code == 403
     assert score_row(services, failed).status == FAILED
     with client.session_transaction() as cookie:
         form_token = cookie["grades_form_token"]
