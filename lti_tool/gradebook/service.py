@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -408,6 +408,37 @@ def score_stack(
     if changed:
         deliver_after_commit(session, services)
     return changed
+
+
+def score_new_line_item(session: Session, services: Services, resource_link_id: int) -> int:
+    """A link got its line item after learners had submitted (the tool created it later):
+    score each enrolled learner's latest attempt of the link's micro-credential there too."""
+    from lti_tool.evidence.models import Attempt
+
+    latest = (
+        select(Attempt.user_id, func.max(Attempt.number).label("number"))
+        .join(LinkCredential, LinkCredential.micro_credential_id == Attempt.micro_credential_id)
+        .join(ResourceLink, ResourceLink.id == LinkCredential.resource_link_id)
+        .join(
+            Enrollment,
+            (Enrollment.course_id == ResourceLink.course_id)
+            & (Enrollment.user_id == Attempt.user_id),
+        )
+        .where(ResourceLink.id == resource_link_id, Enrollment.status == ACTIVE)
+        .group_by(Attempt.user_id)
+        .subquery()
+    )
+    attempt_ids = session.scalars(
+        select(Attempt.id)
+        .join(LinkCredential, LinkCredential.micro_credential_id == Attempt.micro_credential_id)
+        .join(
+            latest,
+            (latest.c.user_id == Attempt.user_id) & (latest.c.number == Attempt.number),
+        )
+        .where(LinkCredential.resource_link_id == resource_link_id)
+        .order_by(Attempt.id)
+    ).all()
+    return sum(score_attempt(session, services, attempt_id) for attempt_id in attempt_ids)
 
 
 def on_attempt_event(session: Session, services: Services, payload: dict) -> None:

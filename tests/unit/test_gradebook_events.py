@@ -209,3 +209,28 @@ def test_a_stack_earned_scores_the_stacks_own_line_item(
     assert result["submissions"] == [
         {"submission_type": "online_url", "submission_data": f"{BASE_URL}/badges/k3yZ"}
     ]
+
+
+def test_a_line_item_created_after_the_submission_gets_the_score(
+    services, client, catalog, canvas, canvas_lms
+):
+    from lti_tool.lti import ags
+    from tests.support.advantage import LINEITEM_SCOPE, SCORE_SCOPE, Failure
+    from tests.support.gradebook import learner
+
+    # The platform fails to create the link's line item at the launch: the link waits for one.
+    canvas_lms.fail_line_item_posts(Failure(500))
+    claims = {
+        CLAIM + "custom": {"micro_credential": "effective-leadership"},
+        AGS: {"scope": [LINEITEM_SCOPE, SCORE_SCOPE], "lineitems": canvas_lms.lineitems_url("c")},
+    }
+    launch(client, canvas, BASE_URL, sub="di", roles=[LEARNER], **claims)
+    di = learner(services, canvas, "di", "")
+    attempt = submit_attempt(services, di)
+    assert canvas_lms.score_posts == []  # nowhere to post it yet
+    run = ags.create_pending_line_items(services)  # the sweep's retry creates it
+    assert len(run.created) == 1
+    (item,) = canvas_lms.line_items["c"]
+    assert canvas_lms.result(item["id"], "di")["gradingProgress"] == "Pending"
+    with services.session_factory() as session:
+        assert session.scalars(select(Score.attempt_id)).all() == [attempt]
