@@ -46,8 +46,13 @@ from lti_tool.db import transaction, utcnow
 from lti_tool.gradebook.models import DELIVERED, DELIVERING, FAILED, PENDING, Score
 from lti_tool.gradebook.service import iso_timestamp
 from lti_tool.lti.ags import scores_url
-from lti_tool.lti.models import Platform
-from lti_tool.lti.service_client import RetryPolicy, ServiceClient, ServiceError, client_for
+from lti_tool.lti.service_client import (
+    RetryPolicy,
+    ServiceClient,
+    ServiceError,
+    client_for_platform,
+    platform_facts,
+)
 from lti_tool.retry import equal_jitter
 from lti_tool.roster.models import LmsUser
 from lti_tool.services import Services
@@ -190,12 +195,9 @@ class _Clients:
             with self.lock:
                 if platform_id not in self.base:
                     with transaction(self.services.session_factory) as session:
-                        platform = session.get(Platform, platform_id)
-                        if platform is None:
-                            raise LookupError(f"platform {platform_id} is no longer registered")
                         # Commits: the tool's key may just have been made.
-                        self.base[platform_id] = client_for(
-                            session, platform, self.services.cache, policy=self.policy
+                        self.base[platform_id] = client_for_platform(
+                            session, platform_id, self.services.cache, policy=self.policy
                         )
             mine[platform_id] = dataclasses.replace(self.base[platform_id], http=self.local.http)
         return mine[platform_id]
@@ -345,8 +347,6 @@ def claim_due(session: Session, limit: int, lease_seconds: int) -> list[Outgoing
             Score.version,
             Score.attempts,
             Score.platform_id,
-            Platform.product,
-            Platform.issuer,
             Score.lineitem_url,
             LmsUser.subject,
             Score.activity_progress,
@@ -360,17 +360,19 @@ def claim_due(session: Session, limit: int, lease_seconds: int) -> list[Outgoing
             Score.submission_version,
         )
         .join(LmsUser, LmsUser.id == Score.user_id)
-        .join(Platform, Platform.id == Score.platform_id)
         .where(Score.id.in_(ids))
         .order_by(Score.id)
-    )
+    ).all()
+    platforms = platform_facts(session, {r.platform_id for r in rows})
     return [
         Outgoing(
             id=r.id,
             version=r.version,
             attempts=r.attempts,
             platform_id=r.platform_id,
-            flavour=flavour_of(r.product, r.issuer),
+            flavour=flavour_of(platforms[r.platform_id].product, platforms[r.platform_id].issuer)
+            if r.platform_id in platforms
+            else OTHER,
             lineitem_url=r.lineitem_url,
             user_subject=r.subject,
             activity_progress=r.activity_progress,
@@ -541,9 +543,8 @@ def overview(session: Session, platform_id: int | None = None, limit: int = 200)
         ).all()
     )
     rows = session.execute(
-        select(Score, LmsUser, Platform.name, ResourceLink.title)
+        select(Score, LmsUser, ResourceLink.title)
         .join(LmsUser, LmsUser.id == Score.user_id)
-        .join(Platform, Platform.id == Score.platform_id)
         .outerjoin(ResourceLink, ResourceLink.id == Score.resource_link_id)
         .where(
             *scope,
@@ -555,13 +556,14 @@ def overview(session: Session, platform_id: int | None = None, limit: int = 200)
             case((Score.status == FAILED, 0), else_=1), Score.updated_at.desc(), Score.id.desc()
         )
         .limit(limit)
-    )
+    ).all()
+    platforms = platform_facts(session, {score.platform_id for score, _, _ in rows})
     problems = [
         ScoreProblem(
             id=score.id,
             status=score.status,
             learner=user.display_name,
-            platform=platform_name,
+            platform=platforms[score.platform_id].name if score.platform_id in platforms else "",
             link=link_title or "",
             lineitem_url=score.lineitem_url,
             grading_progress=score.grading_progress,
@@ -571,6 +573,6 @@ def overview(session: Session, platform_id: int | None = None, limit: int = 200)
             next_attempt_at=score.next_attempt_at,
             updated_at=score.updated_at,
         )
-        for score, user, platform_name, link_title in rows
+        for score, user, link_title in rows
     ]
     return Overview(counts=counts, problems=problems)

@@ -463,3 +463,42 @@ def client_for(
         http=http or requests.Session(),
         policy=policy or RetryPolicy(),
     )
+
+
+def client_for_platform(
+    session: Session,
+    platform_id: int,
+    cache: Cache,
+    http: requests.Session | None = None,
+    policy: RetryPolicy | None = None,
+) -> ServiceClient:
+    """`client_for` a platform known by its id (LookupError when it is no longer registered)."""
+    platform = session.get(Platform, platform_id)
+    if platform is None:
+        raise LookupError(f"platform {platform_id} is no longer registered")
+    return client_for(session, platform, cache, http=http, policy=policy)
+
+
+@dataclass(frozen=True)
+class PlatformFacts:
+    """What callers of the services (the gradebook) need to know of a platform: its name, and
+    issuer and product to apply its quirks."""
+
+    id: int
+    name: str
+    issuer: str
+    product: str
+
+
+def platform_facts(session: Session, platform_ids: Iterable[int]) -> dict[int, PlatformFacts]:
+    from sqlalchemy import select
+
+    ids = set(platform_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Platform.id, Platform.name, Platform.issuer, Platform.product).where(
+            Platform.id.in_(ids)
+        )
+    )
+    return {row.id: PlatformFacts(row.id, row.name, row.issuer, row.product) for row in rows}
