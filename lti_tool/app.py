@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.evidence import blueprint as evidence_blueprint
+    from lti_tool.web.grades import blueprint as grades_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
     from lti_tool.web.progress import blueprint as progress_blueprint
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(course_blueprint)
     app.register_blueprint(progress_blueprint)
     app.register_blueprint(evidence_blueprint)
+    app.register_blueprint(grades_blueprint)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint
 

@@ -28,7 +28,12 @@ log = logging.getLogger(__name__)
 
 # kind -> "module:function"; each handler is `handler(session, services, payload) -> None`,
 # runs inside the transaction that marks the message delivered, and must be idempotent.
-HANDLERS: dict[str, str] = {}
+HANDLERS: dict[str, str] = {
+    "grade.submitted": "lti_tool.gradebook.service:on_attempt_event",
+    "grade.decided": "lti_tool.gradebook.service:on_attempt_event",
+    "grade.withdrawn": "lti_tool.gradebook.service:on_attempt_event",
+    "grade.stack_earned": "lti_tool.gradebook.service:on_stack_earned",
+}
 
 MAX_ATTEMPTS = 12  # about a day of retries with the backoff below
 BASE_DELAY = 30.0  # seconds before the first retry
