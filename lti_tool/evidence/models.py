@@ -24,7 +24,8 @@ every file with its hash, so assessors and auditors see exactly what was handed 
       "plan": {"overview": "2026-12-10", "artifacts": null, "reflection": null}
     }
 
-Answers are plain text exactly as typed (never HTML: escape when showing). The names of
+Answers are plain text exactly as typed (never HTML: escape when showing). File names are as
+uploaded and may name people: show assessors a neutral name (the blind copy's). The names of
 collaborators are NOT in the snapshot (assessors never see them): they are in
 `AttemptNotes.collaborators`, beside the similarity and confidentiality findings.
 """

@@ -27,6 +27,7 @@ from flask import (
 )
 from sqlalchemy import select
 
+from lti_tool.catalog import mapping
 from lti_tool.catalog.models import MicroCredential
 from lti_tool.db import transaction
 from lti_tool.evidence import checks
@@ -560,4 +561,23 @@ def _evidence_links() -> dict:
         return url_for("evidence.learner_evidence", user_id=user_id, key=key,
                        **{TOKEN_PARAM: token_of(identity)})  # fmt: skip
 
-    return {"evidence_url": evidence_url, "learner_evidence_url": learner_evidence_url}
+    def launched_workspace(identity: Identity | None) -> dict | None:
+        """The micro-credential of the link the learner launched: {"title", "url"}."""
+        if (
+            identity is None
+            or identity.role != LEARNER
+            or identity.user_id is None
+            or identity.resource_link_id is None
+        ):
+            return None
+        key = mapping.link_credential_key(db(), identity.resource_link_id)
+        version = evidence.catalog.current_version(db(), key) if key else None
+        if version is None:
+            return None
+        return {"title": version.title, "url": evidence_url(identity, key)}
+
+    return {
+        "evidence_url": evidence_url,
+        "learner_evidence_url": learner_evidence_url,
+        "launched_workspace": launched_workspace,
+    }

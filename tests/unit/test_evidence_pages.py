@@ -422,3 +422,33 @@ def test_notes_keep_collaborators_out_of_the_snapshot(client, course, canvas, se
                                                      "how": "We co-planned."}  # fmt: skip
         notes = session.scalars(select(AttemptNotes)).one()
         assert notes.collaborators == "Carla Diaz" and notes.fingerprint["format"] == 1
+
+
+def test_a_launch_of_a_mapped_link_offers_its_workspace(client, course, canvas, services):
+    with transaction(services.session_factory) as session:
+        from lti_tool.roster.models import ResourceLink
+
+        link = session.scalars(select(ResourceLink)).one()  # the educator's launch recorded it
+        mapping.map_link(session, link.id, course["id"], KEY)
+    token = learner(client, canvas)
+    home = client.get("/home", query_string={"lt": token}).get_data(as_text=True)
+    found = re.search(r'id="launched-workspace" href="([^"]+)">Work on Active Listening<', home)
+    assert found and html.unescape(found.group(1)).startswith(f"/evidence/{KEY}?lt=")
+
+
+def test_learner_actions_refuse_educators_and_requests_without_the_token(client, course, canvas):
+    token = learner(client, canvas)
+    actions = [
+        f"/evidence/{KEY}/save", f"/evidence/{KEY}/files/annotated-transcript",
+        f"/evidence/{KEY}/files/1/remove", f"/evidence/{KEY}/links/conversation-recording",
+        f"/evidence/{KEY}/links/conversation-recording/remove", f"/evidence/{KEY}/submit",
+        f"/evidence/{KEY}/next", "/evidence/attempts/1/withdraw",
+    ]  # fmt: skip
+    for path in actions:
+        assert client.post(path, data={"lt": course["educator"]}).status_code == 403, path
+        # A learner's cookie alone (no token in the form, as a cross-site form would send).
+        assert client.post(path, data={}).status_code in (401, 403), path
+    for path in (f"/evidence/{KEY}/submit", f"/evidence/{KEY}/files/1", "/evidence/attempts/1",
+                 "/evidence/attempts/1/files/1"):  # fmt: skip
+        assert client.get(path, query_string={"lt": course["educator"]}).status_code == 403
+        assert client.get(path, query_string={"lt": token}).status_code in (302, 303, 404), path
