@@ -86,6 +86,7 @@ def import_all_models() -> None:
     """Import every package's models so that Base.metadata knows all tables."""
     from lti_tool import cache  # noqa: F401
     from lti_tool.catalog import models as _catalog  # noqa: F401
+    from lti_tool.credentials import models as _credentials  # noqa: F401
     from lti_tool.lti import models as _lti  # noqa: F401
     from lti_tool.progress import models as _progress  # noqa: F401
     from lti_tool.roster import models as _roster  # noqa: F401

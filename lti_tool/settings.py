@@ -50,6 +50,8 @@ class Settings:
     # The demo LMS's own URL (empty: the tool's). Another host name for the same server puts
     # the LMS on another site, so the demo's iframe is cross-site like a real LMS's.
     demo_lms_url: str = ""
+    # Open Badges: days a badge stays valid after it is awarded (validUntil); 0: no expiry.
+    badge_valid_days: int = 0
 
     @property
     def is_production(self) -> bool:

@@ -1,0 +1,101 @@
+"""Helpers of the Open Badges tests: a platform with learners, the sample catalog, and
+issuing through the credentials service as an earned decision would."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from lti_tool.catalog.models import MicroCredential, Stack
+from lti_tool.catalog.service import current_versions
+from lti_tool.credentials import service as badges
+from lti_tool.db import transaction
+from lti_tool.lti.models import Platform
+from lti_tool.roster.models import Course, LmsUser
+from lti_tool.services import Services
+from tests.unit.catalog_support import SAMPLE, SMALL, import_paths
+
+SAMPLE_KEYS = ("active-listening", "effective-leadership", "productive-teamwork",
+               "resolving-conflicts")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Learner:
+    id: int
+    platform_id: int
+    email: str
+    name: str
+    course_id: int
+
+
+def load_catalogs(services: Services) -> None:
+    import_paths(services, SAMPLE, SMALL)
+
+
+def add_platform(services: Services) -> int:
+    with transaction(services.session_factory) as session:
+        platform = Platform(
+            name="Test LMS",
+            issuer=f"https://lms-{uuid.uuid4().hex[:6]}.example",
+            client_id="tool",
+            auth_login_url="https://lms.example/auth",
+            auth_token_url="https://lms.example/token",
+            key_set_url="https://lms.example/jwks",
+        )
+        session.add(platform)
+        session.flush()
+        return platform.id
+
+
+def add_learner(
+    services: Services, platform_id: int, name: str = "Ada Lovelace", email: str | None = None
+) -> Learner:
+    email = f"{name.lower().replace(' ', '.')}@school.example" if email is None else email
+    with transaction(services.session_factory) as session:
+        course = session.scalars(
+            select(Course).where(Course.platform_id == platform_id, Course.context_id == "c1")
+        ).first()
+        if course is None:
+            course = Course(platform_id=platform_id, deployment_id="1", context_id="c1",
+                            title="Collaboration for teachers")  # fmt: skip
+            session.add(course)
+        user = LmsUser(platform_id=platform_id, subject=f"sub-{uuid.uuid4().hex[:8]}", name=name,
+                       email=email)  # fmt: skip
+        session.add(user)
+        session.flush()
+        return Learner(user.id, platform_id, email, name, course.id)
+
+
+def version_id(services: Services, key: str) -> int:
+    with services.session_factory() as session:
+        mc_id = session.scalars(select(MicroCredential.id).where(MicroCredential.key == key)).one()
+        return current_versions(session, [mc_id])[mc_id].id
+
+
+def stack_id(services: Services, key: str) -> int:
+    with services.session_factory() as session:
+        return session.scalars(select(Stack.id).where(Stack.key == key)).one()
+
+
+_attempts = iter(range(1000, 10**9))
+
+
+def issue(
+    services: Services, learner: Learner, key: str, attempt_id: int | None = None
+) -> badges.Issued:
+    """Issue the micro-credential `key` to the learner as an earned attempt would."""
+    attempt_id = next(_attempts) if attempt_id is None else attempt_id
+    with transaction(services.session_factory) as session:
+        issued = badges.issue_for_version(
+            session,
+            services.settings,
+            user_id=learner.id,
+            version_id=version_id(services, key),
+            attempt_id=attempt_id,
+            attempt_number=1,
+            course_id=learner.course_id,
+        )
+        session.expunge_all()
+        return issued
