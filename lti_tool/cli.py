@@ -118,11 +118,15 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
-def sweep() -> None:
+@click.option("--retry-failed", is_flag=True, help="Also retry deliveries that gave up.")
+def sweep(retry_failed: bool) -> None:
     """Re-enqueue every delivery still pending (safe to run at any time)."""
-    from lti_tool.jobs import sweep as run_sweep
+    from lti_tool import jobs
 
-    click.echo(f"re-enqueued {run_sweep(_services())} pending deliveries")
+    services = _services()
+    if retry_failed:
+        click.echo(f"made {jobs.retry_failed(services)} failed deliveries pending again")
+    click.echo(f"re-enqueued {jobs.sweep(services)} pending deliveries")
 
 
 # -- database ------------------------------------------------------------------------------

@@ -85,9 +85,12 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def import_all_models() -> None:
     """Import every package's models so that Base.metadata knows all tables."""
     from lti_tool import cache  # noqa: F401
+    from lti_tool.accounts import models as _accounts  # noqa: F401
     from lti_tool.catalog import models as _catalog  # noqa: F401
     from lti_tool.credentials import models as _credentials  # noqa: F401
+    from lti_tool.evidence import models as _evidence  # noqa: F401
     from lti_tool.lti import models as _lti  # noqa: F401
+    from lti_tool.outbox import models as _outbox  # noqa: F401
     from lti_tool.progress import models as _progress  # noqa: F401
     from lti_tool.roster import models as _roster  # noqa: F401
 

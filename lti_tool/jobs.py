@@ -21,6 +21,8 @@ QUEUE_NAME = "lti-tool"
 
 # Functions that find pending outbox rows and enqueue their delivery; filled by later packages.
 SWEEPERS: list[Callable[[Services], int]] = []
+# Functions that give failed deliveries a fresh set of attempts (`lti-tool sweep --retry-failed`).
+RETRIERS: list[Callable[[Services], int]] = []
 
 _worker_services: Services | None = None
 # The services of the caller while a job runs in-process (no Redis): the job must use the
@@ -69,6 +71,36 @@ def sweep(services: Services) -> int:
     for sweeper in SWEEPERS:
         total += sweeper(services)
     return total
+
+
+def retry_failed(services: Services) -> int:
+    """Make every delivery that gave up pending again; return how many."""
+    return sum(retrier(services) for retrier in RETRIERS)
+
+
+def deliver_outbox_message(message_id: int) -> str:
+    """Deliver one outbox message (see lti_tool.outbox)."""
+    from lti_tool.outbox.service import deliver
+
+    return deliver(worker_services(), message_id)
+
+
+def sweep_outbox(services: Services) -> int:
+    from lti_tool.outbox.service import sweep as sweep_messages
+
+    return sweep_messages(services)
+
+
+def retry_failed_outbox(services: Services) -> int:
+    from lti_tool.db import transaction
+    from lti_tool.outbox.service import retry_failed as retry_messages
+
+    with transaction(services.session_factory) as session:
+        return retry_messages(session)
+
+
+SWEEPERS.append(sweep_outbox)
+RETRIERS.append(retry_failed_outbox)
 
 
 # A MOOC's roster is many pages (platforms may cap a page well below our limit): an hour.

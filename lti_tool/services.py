@@ -28,7 +28,11 @@ class Services:
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+        from lti_tool.outbox.service import enqueue_after_commit
+
+        factory = make_session_factory(self.engine)
+        enqueue_after_commit(factory, self)
+        return factory
 
     @cached_property
     def redis(self) -> Redis | None:

@@ -52,6 +52,13 @@ class Settings:
     demo_lms_url: str = ""
     # Open Badges: days a badge stays valid after it is awarded (validUntil); 0: no expiry.
     badge_valid_days: int = 0
+    # Assessment turnaround (lti_tool/business_days.py): the decision is due this many business
+    # days after submission; holidays of the country (ISO code, optional subdivision) and the
+    # extra closing days (comma-separated YYYY-MM-DD) are not business days.
+    decision_business_days: int = 14
+    holiday_country: str = ""
+    holiday_subdivision: str = ""
+    extra_holidays: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +113,9 @@ class Settings:
                 )
             if self.demo:
                 raise SettingsError("the demo LMS cannot run in production: unset LTI_TOOL_DEMO")
+        from lti_tool.business_days import calendar_from_settings
+
+        calendar_from_settings(self)  # a wrong holiday country or date is refused at start
 
 
 def _coerce(raw: str, kind: type, name: str) -> object:

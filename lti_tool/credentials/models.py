@@ -100,7 +100,9 @@ class IssuedCredential(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("lms_users.id", ondelete="CASCADE"), index=True)
     issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), index=True)
     # The attempt whose earned decision this credential records (micro-credentials only).
-    attempt_id: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("evidence_attempts.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
     micro_credential_id: Mapped[int | None] = mapped_column(
         ForeignKey("micro_credentials.id"), nullable=True, index=True
     )

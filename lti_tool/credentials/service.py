@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from sqlalchemy import exists, select
@@ -39,9 +40,15 @@ from lti_tool.credentials.models import (
     StatusList,
 )
 from lti_tool.db import utcnow
+from lti_tool.evidence.models import EARNED as EARNED_DECISION
+from lti_tool.evidence.models import Attempt
+from lti_tool.outbox import service as outbox
 from lti_tool.progress.service import StackProgress
 from lti_tool.roster.models import Course, LmsUser
 from lti_tool.settings import Settings
+
+if TYPE_CHECKING:
+    from lti_tool.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ VALID = "valid"
 EXPIRED = "expired"
 REVOKED = "revoked"
 STATUS_LABELS = {VALID: "Valid", EXPIRED: "Expired", REVOKED: "Revoked"}
+GRADE_DECIDED = "grade.decided"
+STACK_EARNED = "grade.stack_earned"
 INDEX_TRIES = 64  # random draws for a free status index in a list at most half full
 
 
@@ -352,6 +361,47 @@ def issue_for_version(
         session, settings, user, version.micro_credential_id, course_id=course_id
     )
     return Issued(credential, created=True, stack_credentials=stacks)
+
+
+def issue_micro_credential(session: Session, services: Services, *, attempt_id: int) -> Issued:
+    """Issue the badge of an earned attempt (once; a retry returns the first), and the
+    credential of each stack it completes. Refuses an attempt that was not earned."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None:
+        raise BadgeError(f"there is no attempt {attempt_id}")
+    if attempt.decision != EARNED_DECISION:
+        raise BadgeError(f"attempt {attempt_id} was not earned (decision: {attempt.decision})")
+    return issue_for_version(
+        session,
+        services.settings,
+        user_id=attempt.user_id,
+        version_id=attempt.version_id,
+        attempt_id=attempt.id,
+        attempt_number=attempt.number,
+        awarded_at=attempt.decided_at,
+        course_id=attempt.course_id,
+    )
+
+
+def handle_badge_requested(session: Session, services: Services, payload: dict) -> None:
+    """Outbox handler of `badge.requested` {attempt_id}: issue the badge, then, in the same
+    transaction, ask the gradebook to send the grade (`grade.decided`, so the score's comment
+    can link the badge that now exists) and to score each stack completed
+    (`grade.stack_earned`). Idempotent: a retry finds the badge and posts nothing new."""
+    attempt_id = int(payload["attempt_id"])
+    issued = issue_micro_credential(session, services, attempt_id=attempt_id)
+    outbox.post(session, GRADE_DECIDED, f"{GRADE_DECIDED}:{attempt_id}", {"attempt_id": attempt_id})
+    for stack_credential in issued.stack_credentials:
+        outbox.post(
+            session,
+            STACK_EARNED,
+            f"{STACK_EARNED}:{stack_credential.id}",
+            {
+                "user_id": stack_credential.user_id,
+                "stack_id": stack_credential.stack_id,
+                "credential_id": stack_credential.id,
+            },
+        )
 
 
 def _existing(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from lti_tool.cache import Cache
 from lti_tool.lti import keys
 from lti_tool.lti.models import Platform
+from lti_tool.retry import equal_jitter
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,8 @@ class RetryPolicy:
     read_timeout: float = 30.0
 
     def backoff(self, retry: int) -> float:
-        """Exponential backoff with jitter ("equal jitter"): between half and all of
-        base * 2^retry, capped, so that many clients failing together do not retry together."""
-        ceiling = min(self.max_delay, self.base_delay * (2**retry))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        """Exponential backoff with jitter, capped at `max_delay`."""
+        return equal_jitter(self.base_delay, retry, self.max_delay)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from datetime import timedelta
 
 import pytest
@@ -17,10 +18,14 @@ from lti_tool.credentials import jsonld as bundled
 from lti_tool.credentials import service as badges
 from lti_tool.credentials.models import IssuedCredential, IssuerKey, StatusList
 from lti_tool.db import transaction, utcnow
+from lti_tool.evidence.models import Attempt
+from lti_tool.outbox import service as outbox
+from lti_tool.outbox.models import OutboxMessage
 from tests.unit.badges_support import (
     SAMPLE_KEYS,
     add_learner,
     add_platform,
+    earned_attempt,
     issue,
     load_catalogs,
     stack_id,
@@ -150,17 +155,30 @@ def test_each_issuer_has_one_ed25519_key_whose_did_key_resolves_offline(services
 def test_issuing_again_for_the_same_attempt_or_micro_credential_returns_the_first(
     services, learner
 ):
-    first = issue(services, learner, "active-listening", attempt_id=7)
-    again = issue(services, learner, "active-listening", attempt_id=7)
-    other_attempt = issue(services, learner, "active-listening", attempt_id=8)
+    attempt = earned_attempt(services, learner, "active-listening")
+    first = issue(services, learner, "active-listening", attempt_id=attempt)
+    again = issue(services, learner, "active-listening", attempt_id=attempt)
+    other_attempt = issue(services, learner, "active-listening")
     assert first.created and not again.created and not other_attempt.created
     assert again.credential.id == other_attempt.credential.id == first.credential.id
     with services.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(IssuedCredential)) == 1
-        assert badges.public_url_for_attempt(session, 7, "https://tool.test/") == (
+        assert badges.public_url_for_attempt(session, attempt, "https://tool.test/") == (
             f"https://tool.test/badges/{first.credential.id}"
         )
-        assert badges.public_url_for_attempt(session, 8, "https://tool.test") is None
+        assert badges.public_url_for_attempt(session, attempt + 1, "https://tool.test") is None
+
+
+def test_an_attempt_that_was_not_earned_gets_no_badge(services, learner):
+    attempt_id = earned_attempt(services, learner, "active-listening")
+    with transaction(services.session_factory) as session:
+        attempt = session.get(Attempt, attempt_id)
+        attempt.status = attempt.decision = "revise"
+    with transaction(services.session_factory) as session:
+        with pytest.raises(badges.BadgeError, match="was not earned"):
+            badges.issue_micro_credential(session, services, attempt_id=attempt_id)
+        with pytest.raises(badges.BadgeError, match="no attempt"):
+            badges.issue_micro_credential(session, services, attempt_id=attempt_id + 99)
 
 
 # -- stacks ------------------------------------------------------------------------------------
@@ -310,3 +328,63 @@ def test_an_issuer_keeps_using_a_status_list_until_it_is_half_full(services, lea
     assert (
         documents.status_list_url(services.settings, 2) == "https://tool.test/badges/status/2.json"
     )
+
+
+# -- the outbox seam ---------------------------------------------------------------------------
+def outbox_messages(services) -> dict[str, dict]:
+    with services.session_factory() as session:
+        return {m.key: m.payload for m in session.scalars(select(OutboxMessage))}
+
+
+def test_badge_requested_issues_the_badge_then_asks_for_the_grade_and_stack_scores(
+    services, learner
+):
+    for key in SAMPLE_KEYS[:3]:
+        issue(services, learner, key)
+    attempt_id = earned_attempt(services, learner, SAMPLE_KEYS[3])
+    with transaction(services.session_factory) as session:
+        outbox.post(session, "badge.requested", f"badge.requested:{attempt_id}",
+                    {"attempt_id": attempt_id})  # fmt: skip
+    # Without Redis the message is delivered in-process once the transaction commits.
+    with services.session_factory() as session:
+        badge = session.scalars(
+            select(IssuedCredential).where(IssuedCredential.attempt_id == attempt_id)
+        ).one()
+        stack_badge = session.scalars(
+            select(IssuedCredential).where(IssuedCredential.stack_id.is_not(None))
+        ).one()
+        requested = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "badge.requested")
+        ).one()
+        assert requested.status == "delivered"
+    messages = outbox_messages(services)
+    assert messages[f"grade.decided:{attempt_id}"] == {"attempt_id": attempt_id}
+    assert messages[f"grade.stack_earned:{stack_badge.id}"] == {
+        "user_id": learner.id,
+        "stack_id": stack_id(services, "collaboration"),
+        "credential_id": stack_badge.id,
+    }
+    # The handler run again (a retry after a lost acknowledgement) changes nothing.
+    before = outbox_messages(services)
+    with transaction(services.session_factory) as session:
+        badges.handle_badge_requested(session, services, {"attempt_id": attempt_id})
+    assert outbox_messages(services) == before
+    with services.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(IssuedCredential)) == 5
+        assert badges.public_url_for_attempt(session, attempt_id, "https://tool.test") == (
+            f"https://tool.test/badges/{badge.id}"
+        )
+
+
+def test_the_credential_carries_nothing_of_the_submitted_work(services, learner):
+    secret = "My co-teacher Ms Jones at Riverside Elementary"
+    attempt_id = earned_attempt(
+        services, learner, "active-listening",
+        snapshot={"answers": {"setting": secret}, "links": ["https://drive.example/private"]},
+    )  # fmt: skip
+    document = issue(
+        services, learner, "active-listening", attempt_id=attempt_id
+    ).credential.document
+    text = json.dumps(document)
+    assert secret not in text and "drive.example" not in text
+    assert "attempt 1" in document["evidence"][0]["narrative"]
