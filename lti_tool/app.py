@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["lti_tool"] = services
 
     from lti_tool.lti.views import blueprint as lti_blueprint
+    from lti_tool.web.badges import blueprint as badges_blueprint
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(catalog_blueprint)
     app.register_blueprint(course_blueprint)
     app.register_blueprint(progress_blueprint)
+    app.register_blueprint(badges_blueprint)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint
 

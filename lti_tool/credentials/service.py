@@ -169,6 +169,10 @@ def stack_by_key(session: Session, key: str) -> Stack:
     return stack
 
 
+hosted_achievement = documents.hosted_achievement
+ob2_badge_class = documents.ob2_badge_class
+
+
 def achievement_image(name: str, kind: str) -> bytes:
     """The generated badge image of an achievement (PNG)."""
     return images.badge_image(name, "Stack credential" if kind == STACK else "Micro-credential")
@@ -683,17 +687,24 @@ def credentials_of_learner(session: Session, user_id: int) -> list[IssuedCredent
 
 
 def credentials_of_platform(
-    session: Session, platform_id: int, limit: int = 200
+    session: Session, platform_id: int | None, limit: int = 200
 ) -> list[IssuedCredential]:
-    """The newest badges issued to learners of one platform (what its administrators see)."""
+    """The newest badges issued to learners of one platform (what its administrators see), or
+    of every platform (None: the tool's own administrators)."""
+    statement = select(IssuedCredential).join(LmsUser, LmsUser.id == IssuedCredential.user_id)
+    if platform_id is not None:
+        statement = statement.where(LmsUser.platform_id == platform_id)
     return list(
         session.scalars(
-            select(IssuedCredential)
-            .join(LmsUser, LmsUser.id == IssuedCredential.user_id)
-            .where(LmsUser.platform_id == platform_id)
-            .order_by(IssuedCredential.issued_at.desc(), IssuedCredential.id)
-            .limit(limit)
+            statement.order_by(IssuedCredential.issued_at.desc(), IssuedCredential.id).limit(limit)
         )
+    )
+
+
+def belongs_to_platform(session: Session, credential: IssuedCredential, platform_id: int) -> bool:
+    """Whether the badge's learner is a user of that platform."""
+    return session.scalar(select(LmsUser.platform_id).where(LmsUser.id == credential.user_id)) == (
+        platform_id
     )
 
 

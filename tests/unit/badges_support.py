@@ -123,3 +123,28 @@ def issue(
         issued = badges.issue_micro_credential(session, services, attempt_id=attempt_id)
         session.expunge_all()
         return issued
+
+
+def token_for(app, learner: Learner, role: str = "learner", anonymous: bool = False) -> str:
+    """The `lt` token of a launch by this learner in their course, with `role`; `anonymous`:
+    a launch that did not say who the user is."""
+    from dataclasses import asdict
+
+    from lti_tool.web.identity import Identity, _serializer
+
+    identity = Identity(
+        platform_id=learner.platform_id,
+        user_id=None if anonymous else learner.id,
+        course_id=learner.course_id,
+        resource_link_id=None,
+        role=role,
+        launch_id="test-launch",
+        message_type="LtiResourceLinkRequest",
+    )
+    with app.app_context():
+        return _serializer().dumps(asdict(identity))
+
+
+def path_of(url: str) -> str:
+    """The path of one of the tool's absolute URLs (the test client takes paths)."""
+    return url.removeprefix("https://tool.test")
