@@ -160,20 +160,22 @@ def hosted_profile(settings: Settings, issuer: Issuer, did_document: dict) -> di
 
 def criteria_narrative(version: MicroCredentialVersion) -> str:
     """What a holder has shown: the competency, the key method and each part's passing
-    criteria with the rubric criteria that must be met (Markdown, as OB 3.0 allows)."""
-    lines = [f"**Competency.** {version.competency.strip()}", "",
-             f"**Key method.** {version.key_method.strip()}", ""]  # fmt: skip
-    lines.append(
+    criteria with the rubric criteria that must be met (plain text, one point a line)."""
+    lines = [
+        f"Competency: {' '.join(version.competency.split())}",
+        f"Key method: {' '.join(version.key_method.split())}",
         "Earned by submitting evidence that two trained assessors reviewed independently "
-        "against the published rubric. Passing criteria:"
-    )
+        "against the published rubric. Passing criteria:",
+    ]
     for part in version.parts:
         title = PART_TITLES.get(part.kind, part.kind)
-        lines.append("")
-        lines.append(f"- **{title}.** {part.passing.strip() or 'Every required criterion is met.'}")
-        for criterion in part.rubric:
-            if criterion.required:
-                lines.append(f"  - {' '.join(criterion.text.split())}")
+        passing = " ".join(part.passing.split()) or "Every required criterion is met."
+        lines.append(f"{title}: {passing}")
+        lines.extend(
+            f"- {' '.join(criterion.text.split())}"
+            for criterion in part.rubric
+            if criterion.required
+        )
     return "\n".join(lines)
 
 
