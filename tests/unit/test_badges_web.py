@@ -6,6 +6,7 @@ CLI), and who may do what."""
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -250,3 +251,34 @@ def test_my_badges_needs_a_launch_that_names_the_learner(client, app, learner):
     assert client.post("/badges/mine/settings", data={"show_name": "yes"}).status_code == 401
     empty = client.get(f"/badges/mine?lt={token_for(app, learner)}").get_data(as_text=True)
     assert "You have not earned a badge yet." in empty
+
+
+def test_a_tool_administrator_account_manages_every_platforms_badges(client, services, badge):
+    from lti_tool.accounts.models import Account
+    from lti_tool.db import transaction
+
+    with transaction(services.session_factory) as session:
+        admin = Account(email="admin@tool.example", name="Tool Admin", is_admin=True)
+        assessor = Account(email="assessor@tool.example", name="An Assessor", is_admin=False)
+        session.add_all([admin, assessor])
+        session.flush()
+        admin_id, assessor_id = admin.id, assessor.id
+    with client.session_transaction() as cookie:
+        cookie["account_id"] = assessor_id
+    assert client.get("/admin/badges").status_code == 403
+    with client.session_transaction() as cookie:
+        cookie["account_id"] = admin_id
+    listing = client.get("/admin/badges").get_data(as_text=True)
+    assert badge.id in listing
+    # A form from elsewhere (the browser sends the cookie, not the page's form token) is refused.
+    forged = client.post(f"/admin/badges/{badge.id}/revoke", data={"reason": "Duplicate"})
+    assert forged.status_code == 403
+    form_token = re.search(r'name="form_token" value="([^"]+)"', listing).group(1)
+    done = client.post(
+        f"/admin/badges/{badge.id}/revoke", data={"reason": "Duplicate", "form_token": form_token}
+    )
+    assert done.status_code == 302
+    with services.session_factory() as session:
+        from lti_tool.credentials.models import IssuedCredential
+
+        assert session.get(IssuedCredential, badge.id).revoked_by == "admin@tool.example"

@@ -1,0 +1,60 @@
+"""Badges issued at the same moment on PostgreSQL: once per attempt however many deliveries
+race, one stack credential when two last members are decided at once, distinct status indexes,
+and every credential still verifies."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from lti_tool.credentials import proof
+from lti_tool.credentials.models import IssuedCredential, IssuerKey
+from tests.integration.test_cache_postgresql import all_at_once
+from tests.unit.badges_support import (
+    SAMPLE_KEYS,
+    add_learner,
+    add_platform,
+    earned_attempt,
+    issue,
+    load_catalogs,
+)
+
+
+def count(services, *where) -> int:
+    with services.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(IssuedCredential).where(*where))
+
+
+def test_racing_deliveries_of_one_attempt_issue_one_badge(services):
+    load_catalogs(services)
+    learner = add_learner(services, add_platform(services))
+    attempt_id = earned_attempt(services, learner, "active-listening")
+    ids = all_at_once(
+        8, lambda _i: issue(services, learner, "active-listening", attempt_id).credential.id
+    )
+    assert len(set(ids)) == 1
+    assert count(services) == 1
+    with services.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(IssuerKey)) == 1
+
+
+def test_the_last_two_members_decided_at_once_complete_the_stack_once(services):
+    load_catalogs(services)
+    learner = add_learner(services, add_platform(services))
+    for key in SAMPLE_KEYS[:2]:
+        issue(services, learner, key)
+    attempts = [earned_attempt(services, learner, key) for key in SAMPLE_KEYS[2:]]
+    results = all_at_once(2, lambda i: issue(services, learner, SAMPLE_KEYS[2 + i], attempts[i]))
+    stacks = [c for r in results for c in r.stack_credentials]
+    assert len(stacks) == 1
+    assert count(services, IssuedCredential.stack_id.is_not(None)) == 1
+
+
+def test_many_learners_at_once_get_distinct_status_indexes_and_valid_proofs(services):
+    load_catalogs(services)
+    platform_id = add_platform(services)
+    learners = [add_learner(services, platform_id, f"Learner {n}") for n in range(8)]
+    results = all_at_once(8, lambda i: issue(services, learners[i], "active-listening"))
+    entries = {r.credential.document["credentialStatus"]["id"] for r in results}
+    assert len(entries) == 8
+    for result in results:
+        proof.verify(result.credential.document)
