@@ -65,10 +65,14 @@ def _not_found(message: str) -> Response:
 
 
 def _json_or_404(build: Callable[[], dict], headers: dict[str, str] = PUBLIC_HEADERS) -> Response:
+    """The document `build` makes, committed (an issuer's key or a status list signature made
+    on first read must be the one every later read sees), or a JSON 404."""
     try:
-        return _json(build(), headers)
+        document = build()
     except LookupError as exc:
         return _not_found(str(exc).strip("'\"").capitalize() + ".")
+    db().commit()
+    return _json(document, headers)
 
 
 def _png(data: bytes, filename: str | None = None) -> Response:
@@ -204,14 +208,9 @@ def stack_image(key: str):
 
 @blueprint.route("/badges/status/<int:list_id>.json")
 def status_list(list_id: int):
-    session = db()
-
-    def build() -> dict:
-        document = badges.status_list_credential(session, services().settings, list_id)
-        session.commit()  # a list signed on first read keeps its signature
-        return document
-
-    return _json_or_404(build, LIVE_HEADERS)
+    return _json_or_404(
+        lambda: badges.status_list_credential(db(), services().settings, list_id), LIVE_HEADERS
+    )
 
 
 # -- the learner's badges ----------------------------------------------------------------------

@@ -282,3 +282,39 @@ def test_a_tool_administrator_account_manages_every_platforms_badges(client, ser
         from lti_tool.credentials.models import IssuedCredential
 
         assert session.get(IssuedCredential, badge.id).revoked_by == "admin@tool.example"
+
+
+def test_an_issuer_profile_read_before_any_badge_keeps_its_key(client, learner):
+    first = client.get("/badges/issuers/east-university.json").get_json(force=True)
+    second = client.get("/badges/issuers/east-university.json").get_json(force=True)
+    assert first["id"] == second["id"]
+    assert first["id"].startswith("did:key:z6Mk")
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, body) of each chunk of a PNG, read by hand as a backpack would."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
+        at += 12 + length
+    return chunks
+
+
+def test_the_baked_png_holds_one_uncompressed_itxt_chunk_per_spec(client, badge):
+    data = client.get(f"/badges/{badge.id}.png").data
+    itxt = [body for kind, body in png_chunks(data) if kind == b"iTXt"]
+    assert len(itxt) == 1
+    keyword, rest = itxt[0].split(b"\x00", 1)
+    assert keyword == b"openbadgecredential"
+    assert rest[:2] == b"\x00\x00"  # compression flag 0 (uncompressed), method 0
+    _language, _translated, text = rest[2:].split(b"\x00", 2)
+    assert json.loads(text.decode("utf-8")) == badge.document
+    assert png_chunks(data)[-1][0] == b"IEND"
+
+
+def test_the_learners_landing_page_links_to_their_badges(client, app, learner):
+    token = token_for(app, learner)
+    text = client.get(f"/home?lt={token}").get_data(as_text=True)
+    assert f'href="/badges/mine?lt={token}"' in text
