@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from lti_tool import jobs
 from lti_tool.credentials import proof
 from lti_tool.credentials.models import IssuedCredential, IssuerKey
+from lti_tool.db import transaction
+from lti_tool.outbox import service as outbox
+from lti_tool.outbox.models import OutboxMessage
 from tests.integration.test_cache_postgresql import all_at_once
+from tests.integration.test_worker_and_health import JOB_TIMEOUT, wait_for, worker  # noqa: F401
 from tests.unit.badges_support import (
     SAMPLE_KEYS,
     add_learner,
@@ -58,3 +63,42 @@ def test_many_learners_at_once_get_distinct_status_indexes_and_valid_proofs(serv
     assert len(entries) == 8
     for result in results:
         proof.verify(result.credential.document)
+
+
+def test_a_real_worker_delivers_badge_requested_and_a_repeat_issues_nothing_more(
+    services, settings, worker  # noqa: F811 - the fixture imported above
+):
+    """Posted with an earned decision: a `lti-tool worker` process issues the badge and the
+    stack credential and asks for the grade; the same request posted again after a Redis
+    flush, and a sweep, issue nothing twice."""
+    load_catalogs(services)
+    learner = add_learner(services, add_platform(services))
+    for key in SAMPLE_KEYS[:3]:
+        issue(services, learner, key)
+    attempt_id = earned_attempt(services, learner, SAMPLE_KEYS[3])
+    worker.redis.flushdb()  # nothing queued now but what follows
+    with transaction(services.session_factory) as session:
+        outbox.post(session, "badge.requested", f"badge.requested:{attempt_id}",
+                    {"attempt_id": attempt_id})  # fmt: skip
+
+    def delivered() -> bool:
+        with services.session_factory() as session:
+            message = session.scalar(
+                select(OutboxMessage).where(OutboxMessage.key == f"badge.requested:{attempt_id}")
+            )
+            return message.status == "delivered"
+
+    wait_for(delivered, JOB_TIMEOUT, "badge.requested delivered", worker.process, worker.log)
+    assert count(services, IssuedCredential.attempt_id == attempt_id) == 1
+    assert count(services, IssuedCredential.stack_id.is_not(None)) == 1
+    with services.session_factory() as session:
+        keys = set(session.scalars(select(OutboxMessage.key)))
+    assert f"grade.decided:{attempt_id}" in keys
+    assert any(k.startswith("grade.stack_earned:") for k in keys)
+    # The same request again, and a sweep after a flush: nothing more is issued.
+    worker.redis.flushdb()
+    with transaction(services.session_factory) as session:
+        outbox.post(session, "badge.requested", f"badge.requested:{attempt_id}",
+                    {"attempt_id": attempt_id})  # fmt: skip
+    jobs.sweep(services)
+    assert count(services) == 5
