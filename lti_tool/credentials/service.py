@@ -196,6 +196,7 @@ def _allocate_index(session: Session, settings: Settings, issuer_id: int) -> tup
         .order_by(StatusList.id)
         .limit(1)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if status_list is None:
         now = utcnow()
@@ -500,7 +501,10 @@ def revoke(
     if not reason:
         raise BadgeError("a revocation needs a reason (it is shown on the badge's page)")
     credential = session.scalars(
-        select(IssuedCredential).where(IssuedCredential.id == credential_id).with_for_update()
+        select(IssuedCredential)
+        .where(IssuedCredential.id == credential_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if credential is None:
         raise LookupError(f"no badge {credential_id!r}")
@@ -509,7 +513,10 @@ def revoke(
             f"badge {credential_id} was already revoked on {credential.revoked_at:%Y-%m-%d}"
         )
     status_list = session.scalars(
-        select(StatusList).where(StatusList.id == credential.status_list_id).with_for_update()
+        select(StatusList)
+        .where(StatusList.id == credential.status_list_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the bits as committed, not as read before
     ).one()
     status_list.bits = status.set_bit(status_list.bits, credential.status_index)
     status_list.updated_at = utcnow()
@@ -525,8 +532,9 @@ def revoke(
 def status_of(session: Session, credential: IssuedCredential, now: datetime | None = None) -> str:
     """Valid, expired or revoked, read now: the bit in the published status list, then the
     expiry date."""
-    bits = session.scalar(select(StatusList.bits).where(StatusList.id == credential.status_list_id))
-    if bits is not None and status.is_set(bits, credential.status_index):
+    # One read per list and session (a page of many badges shares its few lists).
+    status_list = session.get(StatusList, credential.status_list_id)
+    if status_list is not None and status.is_set(status_list.bits, credential.status_index):
         return REVOKED
     now = now or utcnow()
     if credential.valid_until is not None and now >= credential.valid_until:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from lti_tool import jobs
-from lti_tool.credentials import proof
+from lti_tool.credentials import proof, status
+from lti_tool.credentials import service as badges
 from lti_tool.credentials.models import IssuedCredential, IssuerKey
 from lti_tool.db import transaction
 from lti_tool.outbox import service as outbox
@@ -66,7 +67,9 @@ def test_many_learners_at_once_get_distinct_status_indexes_and_valid_proofs(serv
 
 
 def test_a_real_worker_delivers_badge_requested_and_a_repeat_issues_nothing_more(
-    services, settings, worker  # noqa: F811 - the fixture imported above
+    services,
+    settings,
+    worker,  # noqa: F811 - the fixture imported above
 ):
     """Posted with an earned decision: a `lti-tool worker` process issues the badge and the
     stack credential and asks for the grade; the same request posted again after a Redis
@@ -102,3 +105,28 @@ def test_a_real_worker_delivers_badge_requested_and_a_repeat_issues_nothing_more
                     {"attempt_id": attempt_id})  # fmt: skip
     jobs.sweep(services)
     assert count(services) == 5
+
+
+def test_revocations_at_once_all_reach_the_status_list(services):
+    load_catalogs(services)
+    platform_id = add_platform(services)
+    learners = [add_learner(services, platform_id, f"Learner {n}") for n in range(6)]
+    credentials = [issue(services, learner, "active-listening").credential for learner in learners]
+
+    def revoke(i: int) -> None:
+        with transaction(services.session_factory) as session:
+            row = session.get(IssuedCredential, credentials[i].id)
+            # The list is read (and held, through the relationship) before the revocation.
+            assert not status.is_set(row.status_list.bits, row.status_index)
+            badges.revoke(session, services.settings, row.id, f"reason {i}", "admin")
+
+    all_at_once(6, revoke)
+    with services.session_factory() as session:
+        listed = badges.status_list_credential(session, services.settings, 1)
+        for credential in credentials:
+            assert badges.status_of(session, session.get(IssuedCredential, credential.id)) == (
+                badges.REVOKED
+            )
+    proof.verify(listed)
+    bits = status.decode(listed["credentialSubject"]["encodedList"])
+    assert all(status.is_set(bits, c.status_index) for c in credentials)
