@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["lti_tool"] = services
 
     from lti_tool.lti.views import blueprint as lti_blueprint
+    from lti_tool.web.badges import blueprint as badges_blueprint
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.grades import blueprint as grades_blueprint
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(course_blueprint)
     app.register_blueprint(progress_blueprint)
     app.register_blueprint(grades_blueprint)
+    app.register_blueprint(badges_blueprint)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint
 

@@ -87,6 +87,7 @@ def import_all_models() -> None:
     from lti_tool import cache  # noqa: F401
     from lti_tool.accounts import models as _accounts  # noqa: F401
     from lti_tool.catalog import models as _catalog  # noqa: F401
+    from lti_tool.credentials import models as _credentials  # noqa: F401
     from lti_tool.evidence import models as _evidence  # noqa: F401
     from lti_tool.gradebook import models as _gradebook  # noqa: F401
     from lti_tool.lti import models as _lti  # noqa: F401

@@ -63,6 +63,8 @@ class Settings:
     grade_retry_base_seconds: int = 30
     grade_http_timeout_seconds: int = 30
     grade_delivery_lease_seconds: int = 120
+    # Open Badges: days a badge stays valid after it is awarded (validUntil); 0: no expiry.
+    badge_valid_days: int = 0
     # Assessment turnaround (lti_tool/business_days.py): the decision is due this many business
     # days after submission; holidays of the country (ISO code, optional subdivision) and the
     # extra closing days (comma-separated YYYY-MM-DD) are not business days.
