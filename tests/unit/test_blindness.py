@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from lti_tool.assessment import service
-from lti_tool.assessment.cases import _metadata_stripper
 from lti_tool.assessment.models import ADJUDICATOR, FIRST, SECOND, Assessor
 from lti_tool.db import transaction
 from lti_tool.evidence.models import Attempt
@@ -199,15 +198,16 @@ def test_the_learners_feedback_names_no_assessor(services, seeded):
             assert secret not in feedback
 
 
-@pytest.mark.xfail(
-    _metadata_stripper() is None,
-    reason="lti_tool.evidence.documents.strip_metadata (branch documents) is not merged: blind "
-    "files are copied as is and flagged metadata_removed=False",
-    strict=True,
-)
 def test_a_blind_file_carries_no_learner_metadata(services, seeded):
     case = seed.case_of(services, seeded["attempt_id"])
     assert all(f.metadata_removed for f in case.files)
+    from lti_tool.evidence.documents import extract
+
     with services.storage.open(case.files[0].storage_key) as handle:
-        content = handle.read().decode("latin-1")
-    assert_blind(content, seeded["secrets"], "the blind file")
+        content = handle.read()
+    original = seed.pdf_by(LEARNER.name)
+    assert LEARNER.name.encode() in original  # the learner's copy names them
+    assert_blind(content.decode("latin-1"), seeded["secrets"], "the blind file's bytes")
+    path = services.settings.instance_dir / "evidence" / case.files[0].storage_key
+    found = extract(path, "application/pdf")
+    assert_blind(str(found.metadata), seeded["secrets"], "the blind file's metadata")
