@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -108,6 +109,8 @@ def _links(snapshot: dict) -> list[dict]:
             item = {"url": item}
         if not isinstance(item, dict) or not isinstance(item.get("url"), str):
             continue
+        if urlsplit(item["url"].strip()).scheme.lower() not in ("http", "https"):
+            continue  # reviewers follow web links only (never javascript:, file: ...)
         requirement = item.get("requirement_key") or item.get("requirement") or ""
         links.append(
             {

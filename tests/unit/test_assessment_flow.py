@@ -349,3 +349,22 @@ def test_a_file_that_cannot_be_cleaned_is_copied_and_flagged_not_clean(
     assert case.files[0].metadata_removed is False  # never claimed clean
     with services.storage.open(case.files[0].storage_key) as handle:
         assert handle.read() == unreadable
+
+
+def test_only_web_links_reach_the_assessor():
+    from lti_tool.assessment.cases import _links
+
+    links = _links(
+        {
+            "links": [
+                {"requirement_key": "tickets", "url": "https://video.example/v/1"},
+                {"requirement_key": "tickets", "url": "javascript:alert(document.cookie)"},
+                {"requirement_key": "tickets", "url": "file:///etc/passwd"},
+                "http://plain.example/page",
+            ]
+        }
+    )
+    assert [link["url"] for link in links] == [
+        "https://video.example/v/1",
+        "http://plain.example/page",
+    ]
