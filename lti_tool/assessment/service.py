@@ -27,6 +27,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lti_tool.accounts.models import Account
 from lti_tool.assessment.assignment import assign_waiting
 from lti_tool.assessment.models import (
     ADJUDICATED,
@@ -190,6 +191,28 @@ def assessor_for_account(session: Session, account_id: int) -> Assessor | None:
     """The assessor profile of an account (None: not an assessor). A paused assessor gets no
     new cases but still reaches the ones they hold."""
     return session.scalar(select(Assessor).where(Assessor.account_id == account_id))
+
+
+def assessor_of_organisation(session: Session, organisation_id: int, email: str) -> Assessor | None:
+    """The assessor with this e-mail among an organisation's (None: not one of theirs), for
+    the API, where an organisation's token acts for its own assessors only."""
+    return session.scalar(
+        select(Assessor)
+        .join(Account, Account.id == Assessor.account_id)
+        .where(Account.organisation_id == organisation_id, Account.email == email.strip().lower())
+    )
+
+
+def assessors_of_organisation(session: Session, organisation_id: int) -> list[Assessor]:
+    """Every assessor of an organisation, by id."""
+    return list(
+        session.scalars(
+            select(Assessor)
+            .join(Account, Account.id == Assessor.account_id)
+            .where(Account.organisation_id == organisation_id)
+            .order_by(Assessor.id)
+        )
+    )
 
 
 def _context(session: Session, assessor: Assessor, code: str, lock: bool = False) -> _Context:
