@@ -251,8 +251,9 @@ def measure(services: Services, size: int) -> dict:
 
 
 def machine_note() -> str:
-    """How busy this machine is: load average and the time of a fixed pure-Python loop (about
-    0.4 s for 10 million additions on an idle core of the CI machine)."""
+    """How busy this machine is: load average and the time of a fixed pure-Python loop (well
+    under a second for 10 million additions on an idle modern core): figures taken on a busy
+    machine read slower than they are."""
     import os
 
     started = time.perf_counter()
