@@ -123,7 +123,7 @@ def _waiting_needs(session: Session, after_id: int, case_ids: Sequence[int] | No
             Case.conflict_keys,
             Case.preferred_assessor_ids,
         )
-        .where(Case.staffing_needed.is_(True), Case.id > after_id)
+        .where(Case.staffing_needed, Case.id > after_id)  # the partial index's own predicate
         .order_by(Case.id)
         .limit(CASE_BATCH)
     )
@@ -357,7 +357,7 @@ def deadline_work(session: Session, settings: Settings, now: datetime | None = N
         now, settings.assessment_reminder_business_days
     )
     waiting = session.scalar(
-        select(func.count()).select_from(Case).where(Case.staffing_needed.is_(True))
+        select(func.count()).select_from(Case).where(Case.staffing_needed)
     )
     due = session.scalar(
         select(func.count())
