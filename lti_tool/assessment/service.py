@@ -270,6 +270,12 @@ def _own_marks(session: Session, assignment: Assignment) -> dict[tuple[str, str]
     return {(m.part_kind, m.criterion_key): m for m in review.marks}
 
 
+def _belongs(requirement_key: str, part: str, in_part: set[str], known: dict) -> bool:
+    """Whether a file or link shows under this part: its requirement's part, or the artifacts
+    part when its requirement is not in the rubric's version (nothing is hidden)."""
+    return requirement_key in in_part or (part == "artifacts" and requirement_key not in known)
+
+
 def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
     """One case as its assessor sees it: rubric beside the blind evidence, their own marks."""
     context = _context(session, assessor, code)
@@ -320,7 +326,7 @@ def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
                         metadata_removed=f.metadata_removed,
                     )
                     for f in case.files
-                    if f.requirement_key in requirement_keys
+                    if _belongs(f.requirement_key, part.kind, requirement_keys, requirement_titles)
                 ],
                 links=[
                     LinkView(
@@ -329,10 +335,11 @@ def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
                         requirement=requirement_titles.get(link.get("requirement_key", ""), ""),
                     )
                     for link in answers.get("links", [])
-                    if link.get("requirement_key") in requirement_keys
-                    or (
-                        part.kind == "artifacts"
-                        and link.get("requirement_key") not in requirement_titles
+                    if _belongs(
+                        link.get("requirement_key", ""),
+                        part.kind,
+                        requirement_keys,
+                        requirement_titles,
                     )
                 ],
                 criteria=criteria,
