@@ -34,6 +34,10 @@ class Cache(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
+        """Set several (key, value, ttl) at once: one round trip to Redis (a login writes its
+        nonce and its state together)."""
+
 
 class CacheEntry(Base):
     __tablename__ = "cache_entries"
@@ -64,6 +68,12 @@ class RedisCache:
 
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)
+
+    def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
+        pipeline = self.client.pipeline(transaction=False)
+        for key, value, ttl in entries:
+            pipeline.set(self.prefix + key, json.dumps(value), ex=ttl)
+        pipeline.execute()
 
 
 class DatabaseCache:
@@ -132,6 +142,10 @@ class DatabaseCache:
         with self.session_factory() as session:
             session.execute(delete(CacheEntry).where(CacheEntry.key == key))
             session.commit()
+
+    def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
+        for key, value, ttl in entries:
+            self.set(key, value, ttl)
 
     def keys(self) -> list[str]:
         with self.session_factory() as session:

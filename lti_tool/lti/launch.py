@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -96,7 +98,8 @@ def start_login(
             f"The platform asked to launch {target}, which is not this tool.",
         )
     request = FlaskRequest(request_data=params, request_is_secure=is_secure)
-    storage = CacheLaunchDataStorage(cache)
+    # pylti1p3's nonce is written with the login state below, in one round trip.
+    storage = CacheLaunchDataStorage(cache, defer_writes=True)
     login = FlaskOIDCLogin(request, tool_conf, launch_data_storage=storage)
     try:
         redirect = login.get_redirect_object(launch_url)
@@ -115,18 +118,16 @@ def start_login(
     assert platform is not None
     storage_target = params.get("lti_storage_target") or None
     binding_secret = secrets.token_urlsafe(24)
-    cache.set(
-        state_key(state),
-        {
-            "nonce": nonce,
-            "iss": platform.issuer,
-            "client_id": platform.client_id,
-            "storage_target": storage_target,
-            "binding_hash": hashlib.sha256(binding_secret.encode()).hexdigest(),
-            "login_params": {k: v for k, v in params.items() if k in RETRY_PARAMS},
-        },
-        LOGIN_STATE_TTL,
-    )
+    record = {
+        "nonce": nonce,
+        "iss": platform.issuer,
+        "client_id": platform.client_id,
+        "storage_target": storage_target,
+        "binding_hash": hashlib.sha256(binding_secret.encode()).hexdigest(),
+        "login_params": {k: v for k, v in params.items() if k in RETRY_PARAMS},
+    }
+    assert storage.deferred is not None
+    cache.set_many([*storage.deferred, (state_key(state), record, LOGIN_STATE_TTL)])
     auth = urlsplit(platform.auth_login_url)
     decision = LoginStart(
         redirect_url=url,
@@ -311,17 +312,24 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         assert self._registration is not None
         url = self._registration.get_key_set_url()
         cache_key = "platform-jwks:" + hashlib.sha256(url.encode()).hexdigest()
-        keyset = self.cache.get(cache_key)
-        fresh = False
-        if keyset is None:
-            keyset, fresh = self._fetch_keyset(url), True
-            self.cache.set(cache_key, keyset, KEYSET_TTL)
-        key = _find_key(keyset, kid)
-        if key is None and not fresh:
-            # The platform may have rotated its keys since we cached them: refetch once.
-            keyset = self._fetch_keyset(url)
-            self.cache.set(cache_key, keyset, KEYSET_TTL)
+        memo = keyset_memo(self.cache)
+        keyset = memo.get(url)
+        key = _find_key(keyset, kid) if keyset is not None else None
+        if key is None:
+            # Not used in this process lately, or a kid it does not know: ask the shared cache
+            # (another process may have refetched the platform's rotated keys).
+            keyset = self.cache.get(cache_key)
+            fresh = False
+            if keyset is None:
+                keyset, fresh = self._fetch_keyset(url), True
+                self.cache.set(cache_key, keyset, KEYSET_TTL)
             key = _find_key(keyset, kid)
+            if key is None and not fresh:
+                # The platform may have rotated its keys since we cached them: refetch once.
+                keyset = self._fetch_keyset(url)
+                self.cache.set(cache_key, keyset, KEYSET_TTL)
+                key = _find_key(keyset, kid)
+            memo.put(url, keyset)
         if key is None:
             raise refuse(
                 "unknown_kid",
@@ -353,6 +361,17 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 "platform_keys_unavailable", f"{url} did not return a JSON Web Key Set.", 502
             )
         return keyset
+
+    # -- what a valid launch keeps --
+    def save_launch_data(self):
+        """Keep the launch body for the pages that read it later (deep linking settings).
+
+        pylti1p3 also writes "<state>-id-token-hash" for its own state check, which
+        validate_state above replaces (the state is a single-use server-side record): that
+        write would be one more Redis round trip per launch that nothing reads.
+        """
+        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        return self
 
     # -- deployment and message --
     def validate_deployment(self):
@@ -406,6 +425,44 @@ class NeedsPlatformStorage(Exception):  # noqa: N818 - a signal, not an error
         super().__init__("state must be checked through platform storage")
         self.record = record
         self.state = state
+
+
+# How long a process reuses a platform key set it read from the shared cache (seconds). The
+# shared cache keeps it KEYSET_TTL; an unknown kid always looks there (and refetches) at once.
+KEYSET_MEMO_TTL = 60.0
+
+
+class KeysetMemo:
+    """Platform key sets this process used lately: a launch then verifies its id_token with
+    no cache round trip (a key set is the same for every launch of a platform)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[dict, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> dict | None:
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, url: str, keyset: dict) -> None:
+        with self._lock:
+            self._entries[url] = (keyset, time.monotonic() + KEYSET_MEMO_TTL)
+
+
+# One memo per shared cache (so per app), like the registry cache per database.
+_keyset_memos: weakref.WeakKeyDictionary[Any, KeysetMemo] = weakref.WeakKeyDictionary()
+_keyset_memos_lock = threading.Lock()
+
+
+def keyset_memo(cache: Cache) -> KeysetMemo:
+    with _keyset_memos_lock:
+        memo = _keyset_memos.get(cache)
+        if memo is None:
+            memo = _keyset_memos[cache] = KeysetMemo()
+        return memo
 
 
 @functools.lru_cache(maxsize=64)
