@@ -38,6 +38,9 @@ class Cache(Protocol):
         """Set several (key, value, ttl) at once: one round trip to Redis (a login writes its
         nonce and its state together)."""
 
+    def pop_many(self, keys: list[str]) -> list[Any]:
+        """pop() each key (each atomically) in one round trip to Redis; values in key order."""
+
 
 class CacheEntry(Base):
     __tablename__ = "cache_entries"
@@ -74,6 +77,12 @@ class RedisCache:
         for key, value, ttl in entries:
             pipeline.set(self.prefix + key, json.dumps(value), ex=ttl)
         pipeline.execute()
+
+    def pop_many(self, keys: list[str]) -> list[Any]:
+        pipeline = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.getdel(self.prefix + key)
+        return [None if raw is None else json.loads(raw) for raw in pipeline.execute()]
 
 
 class DatabaseCache:
@@ -146,6 +155,9 @@ class DatabaseCache:
     def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
         for key, value, ttl in entries:
             self.set(key, value, ttl)
+
+    def pop_many(self, keys: list[str]) -> list[Any]:
+        return [self.pop(key) for key in keys]
 
     def keys(self) -> list[str]:
         with self.session_factory() as session:

@@ -156,6 +156,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.clock_skew = clock_skew
         self.storage_secret = storage_secret
         self.login_state: dict[str, Any] | None = None
+        # The id_token's nonce and what popping its marker returned, when validate_state popped
+        # it together with the state (one round trip instead of two).
+        self._popped_nonce: tuple[str, Any] | None = None
+        self._format_checked = False
         storage = CacheLaunchDataStorage(cache)
         super().__init__(request, tool_conf, launch_data_storage=storage, requests_session=http)
         self.storage = storage
@@ -166,7 +170,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         state = self._get_request_param("state")
         if not state:
             raise refuse("missing_state", "The launch has no state: start it again from the LMS.")
-        record = self.cache.pop(state_key(state))
+        nonce = self._readable_nonce()
+        keys = [state_key(state)]
+        if nonce is not None:
+            # Popped now, with the state: validate_nonce checks what came back. A launch that
+            # fails here has spent its nonce too (it was single-use anyway).
+            keys.append(self.storage._prepare_key(_nonce_key(nonce)))
+        popped = self.cache.pop_many(keys)
+        record = popped[0]
+        if nonce is not None:
+            self._popped_nonce = (nonce, popped[1])
         if record is None:
             raise refuse(
                 "state_not_found",
@@ -189,7 +202,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 )
             return self
         if record.get("storage_target"):
-            raise NeedsPlatformStorage(record, state)
+            raise NeedsPlatformStorage(record, state, self._nonce_to_restore())
         blocked = refuse(
             "cookies_blocked",
             "Your browser did not send back the cookie this tool set at login, so the launch "
@@ -198,12 +211,40 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         blocked.retry_params = record.get("login_params") or {}
         raise blocked
 
+    def _readable_nonce(self) -> str | None:
+        """The id_token's nonce if its format is valid (not yet its signature), else None: the
+        format error is then reported in its turn, by validate_jwt_format."""
+        try:
+            self.validate_jwt_format()
+        except LtiException:
+            return None
+        nonce = self._jwt.get("body", {}).get("nonce")
+        return nonce if isinstance(nonce, str) and nonce else None
+
+    def _nonce_to_restore(self) -> list[tuple[str, Any, int | None]]:
+        """The nonce marker popped with the state, to put back with it (platform storage)."""
+        if self._popped_nonce is None or self._popped_nonce[1] is None:
+            return []
+        nonce, marker = self._popped_nonce
+        key = self.storage._prepare_key(_nonce_key(nonce))
+        return [(key, marker, self._session_service._launch_data_lifetime)]
+
+    def validate_jwt_format(self):
+        if not self._format_checked:
+            super().validate_jwt_format()
+            self._format_checked = True
+        return self
+
     # -- nonce: single use --
     def validate_nonce(self):
         nonce = self._get_jwt_body().get("nonce")
         if not nonce:
             raise refuse("missing_nonce", "The id_token has no nonce.")
-        if self.storage.pop_value(f"lti1p3-nonce-{nonce}") is None:
+        if self._popped_nonce is not None and self._popped_nonce[0] == nonce:
+            marker = self._popped_nonce[1]
+        else:
+            marker = self.storage.pop_value(_nonce_key(nonce))
+        if marker is None:
             raise refuse(
                 "replayed_nonce", "This launch was already used (its nonce was seen before)."
             )
@@ -421,10 +462,19 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 class NeedsPlatformStorage(Exception):  # noqa: N818 - a signal, not an error
     """The state cookie is missing but the platform offers storage: check state there."""
 
-    def __init__(self, record: dict[str, Any], state: str) -> None:
+    def __init__(
+        self, record: dict[str, Any], state: str, restore: list[tuple[str, Any, int | None]]
+    ) -> None:
         super().__init__("state must be checked through platform storage")
         self.record = record
         self.state = state
+        # Cache entries the first leg consumed and the second needs again (the nonce marker).
+        self.restore = restore
+
+
+def _nonce_key(nonce: str) -> str:
+    """pylti1p3's key for a nonce it issued (SessionService.save_nonce)."""
+    return f"lti1p3-nonce-{nonce}"
 
 
 # How long a process reuses a platform key set it read from the shared cache (seconds). The

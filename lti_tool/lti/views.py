@@ -107,7 +107,9 @@ def launch():
     except NeedsPlatformStorage as pending:
         # Put the state back, for the second leg, and let the page fetch the secret from
         # the platform's storage and post the launch again with it.
-        svc.cache.set(state_key(pending.state), pending.record, LOGIN_STATE_TTL)
+        svc.cache.set_many(
+            [(state_key(pending.state), pending.record, LOGIN_STATE_TTL), *pending.restore]
+        )
         return render_template(
             "lti/platform_storage_launch.html",
             target=pending.record["storage_target"],
