@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from lti_tool.lti.errors import LaunchRefused
 from lti_tool.services import Services
 from lti_tool.settings import REPO_ROOT, Settings, load_settings
+from lti_tool.web import csrf
 
 log = logging.getLogger("lti_tool")
 
@@ -76,6 +77,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["lti_tool"] = services
 
     from lti_tool.lti.views import blueprint as lti_blueprint
+    from lti_tool.web.assess import blueprint as assess_blueprint
+    from lti_tool.web.assessment_admin import blueprint as assessment_admin_blueprint
+    from lti_tool.web.badges import blueprint as badges_blueprint
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.evidence import blueprint as evidence_blueprint
@@ -90,6 +94,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(progress_blueprint)
     app.register_blueprint(evidence_blueprint)
     app.register_blueprint(grades_blueprint)
+    app.register_blueprint(badges_blueprint)
+    app.register_blueprint(assess_blueprint)
+    app.register_blueprint(assessment_admin_blueprint)
+    csrf.init_app(app)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint
 

@@ -63,6 +63,8 @@ class Settings:
     grade_retry_base_seconds: int = 30
     grade_http_timeout_seconds: int = 30
     grade_delivery_lease_seconds: int = 120
+    # Open Badges: days a badge stays valid after it is awarded (validUntil); 0: no expiry.
+    badge_valid_days: int = 0
     # Assessment turnaround (lti_tool/business_days.py): the decision is due this many business
     # days after submission; holidays of the country (ISO code, optional subdivision) and the
     # extra closing days (comma-separated YYYY-MM-DD) are not business days.
@@ -73,6 +75,13 @@ class Settings:
     # Educators of a course may read (never change) their learners' evidence; off by default:
     # they see states only.
     educators_see_evidence: bool = False
+    # Assessors (lti_tool/assessment): a review is due this many business days after it is
+    # assigned; the assessor is reminded this many business days before that, and the case is
+    # reassigned once it has passed. Admins see the cases whose decision is due within
+    # assessment_at_risk_business_days (or overdue).
+    assessment_review_business_days: int = 5
+    assessment_reminder_business_days: int = 1
+    assessment_at_risk_business_days: int = 3
 
     @property
     def is_production(self) -> bool:
@@ -127,6 +136,11 @@ class Settings:
                 )
             if self.demo:
                 raise SettingsError("the demo LMS cannot run in production: unset LTI_TOOL_DEMO")
+        if self.assessment_review_business_days < 1:
+            raise SettingsError("LTI_TOOL_ASSESSMENT_REVIEW_BUSINESS_DAYS must be at least 1")
+        for name in ("assessment_reminder_business_days", "assessment_at_risk_business_days"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"LTI_TOOL_{name.upper()} cannot be negative")
         from lti_tool.business_days import calendar_from_settings
 
         calendar_from_settings(self)  # a wrong holiday country or date is refused at start

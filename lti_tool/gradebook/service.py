@@ -328,20 +328,16 @@ def _locked_row(session: Session, target: LineItemTarget) -> Score | None:
 
 # -- the outbox handlers -----------------------------------------------------------------------
 def _badge_url_for_attempt(session: Session, attempt_id: int, base_url: str) -> str | None:
-    """The public badge page of an earned attempt, from the credentials package when present."""
-    try:
-        from lti_tool.credentials.service import public_url_for_attempt
-    except ImportError:
-        return None
+    """The public badge page of an earned attempt (None before the badge is issued)."""
+    from lti_tool.credentials.service import public_url_for_attempt
+
     return public_url_for_attempt(session, attempt_id, base_url)
 
 
 def _badge_url_for_credential(session: Session, credential_id: str, base_url: str) -> str | None:
-    """The public page of an issued credential (a stack's), from the credentials package."""
-    try:
-        from lti_tool.credentials import documents
-    except ImportError:
-        return None
+    """The public page of an issued credential (a stack's)."""
+    from lti_tool.credentials import documents
+
     return base_url.rstrip("/") + documents.badge_path(credential_id)
 
 

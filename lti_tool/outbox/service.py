@@ -33,6 +33,9 @@ HANDLERS: dict[str, str] = {
     "grade.decided": "lti_tool.gradebook.service:on_attempt_event",
     "grade.withdrawn": "lti_tool.gradebook.service:on_attempt_event",
     "grade.stack_earned": "lti_tool.gradebook.service:on_stack_earned",
+    "badge.requested": "lti_tool.credentials.service:handle_badge_requested",
+    "assessment.requested": "lti_tool.assessment.cases:handle_assessment_requested",
+    "assessment.withdrawn": "lti_tool.assessment.cases:handle_assessment_withdrawn",
 }
 
 MAX_ATTEMPTS = 12  # about a day of retries with the backoff below

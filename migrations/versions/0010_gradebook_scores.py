@@ -1,7 +1,7 @@
 """gradebook scores
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-01 18:37:12.536838
 """
 
@@ -11,7 +11,7 @@ import lti_tool.db
 
 
 revision = '0010'
-down_revision = '0007'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

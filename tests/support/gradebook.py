@@ -157,16 +157,16 @@ def submit_attempt(services, who: Learner, number: int = 1, credential: str = CR
 
 
 def decide(services, attempt_id: int, decision: str, feedback: list | None = None) -> None:
-    """A decision as assessment records it, with its `grade.decided` message."""
+    """A decision as assessment records it: earned asks for the badge (the credentials
+    package then posts `grade.decided`), revise posts `grade.decided` itself."""
     from lti_tool.db import utcnow
     from lti_tool.evidence import outcomes
     from lti_tool.outbox import service as outbox
 
+    kind = "badge.requested" if decision == "earned" else "grade.decided"
     with transaction(services.session_factory) as session:
         outcomes.record_decision(session, attempt_id, decision, feedback or [], utcnow())
-        outbox.post(
-            session, "grade.decided", f"grade.decided:{attempt_id}", {"attempt_id": attempt_id}
-        )
+        outbox.post(session, kind, f"{kind}:{attempt_id}", {"attempt_id": attempt_id})
 
 
 def withdraw(services, attempt_id: int) -> None:

@@ -4,9 +4,6 @@ of the learner's courses; late and repeated events change nothing."""
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 from sqlalchemy import select
 
@@ -38,25 +35,21 @@ def ada(client, catalog, canvas, canvas_lms):
     return launch_learner(client, canvas, canvas_lms, "ada-canvas")
 
 
-@pytest.fixture
-def badges(monkeypatch):
-    """The credentials package's public badge URL of an attempt (not on this branch yet)."""
-    module = types.ModuleType("lti_tool.credentials.service")
-    module.public_url_for_attempt = lambda session, attempt_id, base: f"{base}/badges/a{attempt_id}"
-    documents = types.ModuleType("lti_tool.credentials.documents")
-    documents.badge_path = lambda credential_id: f"/badges/{credential_id}"
-    package = types.ModuleType("lti_tool.credentials")
-    package.service, package.documents = module, documents
-    monkeypatch.setitem(sys.modules, "lti_tool.credentials", package)
-    monkeypatch.setitem(sys.modules, "lti_tool.credentials.service", module)
-    monkeypatch.setitem(sys.modules, "lti_tool.credentials.documents", documents)
+def badge_url(services, attempt_id: int) -> str:
+    """The public page of the badge the credentials package issued for the attempt."""
+    from lti_tool.credentials.service import public_url_for_attempt
+
+    with services.session_factory() as session:
+        url = public_url_for_attempt(session, attempt_id, BASE_URL)
+    assert url is not None, "no badge was issued for the attempt"
+    return url
 
 
 def posted(fake) -> list[dict]:
     return [p["json"] for p in fake.score_posts]
 
 
-def test_submission_then_earned_reaches_the_gradebook(services, ada, canvas_lms, badges):
+def test_submission_then_earned_reaches_the_gradebook(services, ada, canvas_lms):
     attempt = submit_attempt(services, ada)
     result = canvas_lms.result(ada.lineitem_url, ada.subject)
     assert (result["activityProgress"], result["gradingProgress"]) == ("Submitted", "Pending")
@@ -69,19 +62,11 @@ def test_submission_then_earned_reaches_the_gradebook(services, ada, canvas_lms,
         100,
         100,
     )
-    badge = f"{BASE_URL}/badges/a{attempt}"
+    badge = badge_url(services, attempt)
     assert badge in result["comments"][-1]
     assert result["submissions"] == [{"submission_type": "online_url", "submission_data": badge}]
     assert posted(canvas_lms)[-1][CANVAS_SUBMISSION]["submitted_at"].endswith("+00:00")
     assert score_row(services, ada).status == DELIVERED
-
-
-def test_without_the_credentials_package_earned_has_no_badge_link(services, ada, canvas_lms):
-    attempt = submit_attempt(services, ada)
-    decide(services, attempt, "earned")
-    last = posted(canvas_lms)[-1]
-    assert last["gradingProgress"] == "FullyGraded" and "badges/" not in last["comment"]
-    assert last[CANVAS_SUBMISSION] == {"new_submission": False}
 
 
 def test_a_late_or_repeated_event_changes_nothing(services, ada, canvas_lms):
@@ -137,14 +122,14 @@ def test_withdrawn_goes_back_to_not_ready(services, ada, canvas_lms):
 
 
 def test_moodle_gets_the_badge_link_in_the_comment(
-    services, client, catalog, moodle, moodle_lms, badges
+    services, client, catalog, moodle, moodle_lms
 ):
     moodle_lms.score_shape = "moodle"
     ali = launch_learner(client, moodle, moodle_lms, "ali-moodle", "moodle")
     attempt = submit_attempt(services, ali)
     decide(services, attempt, "earned")
     result = moodle_lms.result(ali.lineitem_url, ali.subject)
-    assert result["feedback"].endswith(f"{BASE_URL}/badges/a{attempt}")
+    assert result["feedback"].endswith(badge_url(services, attempt))
     assert result["scoreGiven"] == 100
     assert all(CANVAS_SUBMISSION not in p for p in posted(moodle_lms))
 
@@ -182,7 +167,7 @@ def test_the_line_item_the_tool_created_is_used_when_the_launch_had_none(
 
 
 def test_a_stack_earned_scores_the_stacks_own_line_item(
-    services, client, catalog, canvas, canvas_lms, badges
+    services, client, catalog, canvas, canvas_lms
 ):
     stack_item = canvas_lms.lineitem_url("c", 9)
     claims = {
