@@ -1,7 +1,7 @@
 """evidence drafts, draft files, attempt notes
 
 Revision ID: 0008
-Revises: 0011
+Revises: 0007
 Create Date: 2026-12-01 18:55:00
 """
 
@@ -11,7 +11,7 @@ import lti_tool.db
 
 
 revision = '0008'
-down_revision = '0011'  # re-chained after main's 0009-0011, so there is one head
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

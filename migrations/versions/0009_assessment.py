@@ -1,7 +1,7 @@
 """assessment: assessors, certifications, blind cases and files, assignments, reviews, marks, decisions
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 18:43:53.121534
 """
 
@@ -11,7 +11,7 @@ import lti_tool.db
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
