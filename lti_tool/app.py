@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from lti_tool.lti.errors import LaunchRefused
 from lti_tool.services import Services
 from lti_tool.settings import REPO_ROOT, Settings, load_settings
+from lti_tool.web import csrf
 
 log = logging.getLogger("lti_tool")
 
@@ -80,12 +81,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from lti_tool.web.course import blueprint as course_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
     from lti_tool.web.progress import blueprint as progress_blueprint
+    from lti_tool.web.signin import blueprint as signin_blueprint
 
     app.register_blueprint(lti_blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(catalog_blueprint)
     app.register_blueprint(course_blueprint)
     app.register_blueprint(progress_blueprint)
+    app.register_blueprint(signin_blueprint)
+    csrf.init_app(app)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint
 
@@ -141,6 +145,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unexpected error on %s", request.path)
+        if request.path.startswith("/api/"):
+            message = "The tool hit an unexpected error. It has been logged; please try again."
+            return {"error": "Internal Server Error", "message": message}, 500
         return (
             render_template(
                 "error.html",
