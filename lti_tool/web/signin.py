@@ -147,7 +147,9 @@ def sso_start():
         abort(404, "Single sign-on is not configured for this tool; sign in with your password.")
     session[NEXT_KEY] = safe_next(request.args.get("next"))
     try:
-        return client.authorize_redirect(url_for("signin.sso_callback", _external=True))
+        # The redirect URI registered at the provider: built from the public base URL.
+        callback = services().settings.url(url_for("signin.sso_callback"))
+        return client.authorize_redirect(callback)
     except (RequestException, OAuthError, ValueError) as exc:
         current_app.logger.warning("single sign-on provider unreachable: %s", exc)
         abort(502, "The single sign-on provider cannot be reached right now; try again later.")
