@@ -1,5 +1,5 @@
-"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys, catalog, admin,
-account, api-token.
+"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys, catalog, assessor,
+admin, account, api-token.
 
 Every command exits non-zero with a one-line reason on bad input.
 """
@@ -384,6 +384,105 @@ def catalog_export(file: str) -> None:
         f"exported {stacks} stack{'s' if stacks != 1 else ''} and {credentials} "
         f"micro-credential{'s' if credentials != 1 else ''} to {file}"
     )
+
+
+# -- assessors -----------------------------------------------------------------------------
+@main.group()
+def assessor() -> None:
+    """The assessor pool: add, list, pause, resume."""
+
+
+def _assign_waiting(services: Services) -> None:
+    """Cases that waited may have someone now (run by a worker, or right here without Redis)."""
+    from lti_tool import jobs
+
+    jobs.enqueue(services, jobs.assign_waiting_cases)
+
+
+@assessor.command("add")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--institution", required=True, help="For conflicts of interest.")
+@click.option("--capacity", default=5, show_default=True, type=int, help="Cases per week.")
+@click.option(
+    "--certify",
+    "certify_specs",
+    multiple=True,
+    required=True,
+    help="A micro-credential key (every version) or KEY@N (version N only); repeatable.",
+)
+@click.option("--org", help="The assessment organisation (created if new).")
+def assessor_add(email, name, institution, capacity, certify_specs, org) -> None:
+    """Add an assessor (and their account, if the e-mail has none yet)."""
+    from lti_tool.assessment.assessors import AssessorError, add_assessor
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            added = add_assessor(
+                session, email, name, institution, capacity, list(certify_specs), org
+            )
+            summary = (
+                f"added assessor {added.account.email} ({added.institution}, {capacity} cases "
+                f"a week), certified for {', '.join(certify_specs)}"
+            )
+    except AssessorError as exc:
+        _fail(str(exc))
+    click.echo(summary)
+    _assign_waiting(services)
+
+
+@assessor.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def assessor_list(as_json: bool) -> None:
+    """List assessors, their certifications and workload."""
+    from lti_tool.assessment.assessors import list_assessors
+
+    services = _ready_services()
+    with services.session_factory() as session:
+        rows = [row.to_dict() for row in list_assessors(session)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no assessors")
+    for row in rows:
+        click.echo(
+            f"{row['email']}\t{row['name']}\t{row['institution']}\t{row['status']}\t"
+            f"{row['load_this_week']}/{row['weekly_capacity']} this week\t"
+            f"{','.join(row['certifications'])}"
+        )
+
+
+def _set_paused(email: str, paused: bool) -> None:
+    from lti_tool.assessment.assessors import AssessorError, set_paused
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            found = set_paused(session, email, paused)
+            address = found.account.email
+    except AssessorError as exc:
+        _fail(str(exc))
+    if paused:
+        click.echo(f"paused {address}: no new cases; the open ones stay theirs")
+    else:
+        click.echo(f"resumed {address}")
+        _assign_waiting(services)
+
+
+@assessor.command("pause")
+@click.argument("email")
+def assessor_pause(email: str) -> None:
+    """Give an assessor no new cases until resumed."""
+    _set_paused(email, True)
+
+
+@assessor.command("resume")
+@click.argument("email")
+def assessor_resume(email: str) -> None:
+    """Give a paused assessor cases again."""
+    _set_paused(email, False)
 
 
 def _ready_services() -> Services:

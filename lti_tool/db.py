@@ -86,6 +86,7 @@ def import_all_models() -> None:
     """Import every package's models so that Base.metadata knows all tables."""
     from lti_tool import cache  # noqa: F401
     from lti_tool.accounts import models as _accounts  # noqa: F401
+    from lti_tool.assessment import models as _assessment  # noqa: F401
     from lti_tool.catalog import models as _catalog  # noqa: F401
     from lti_tool.evidence import models as _evidence  # noqa: F401
     from lti_tool.lti import models as _lti  # noqa: F401

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import asdict
 from typing import Any
 
 from lti_tool.services import Services
@@ -140,6 +141,42 @@ def sweep_line_items(services: Services) -> int:
 
 
 SWEEPERS.append(sweep_line_items)
+
+
+# -- assessment --------------------------------------------------------------------------------
+def assign_waiting_cases() -> dict:
+    """Assign every case waiting for an assessor (after an assessor is added, certified or
+    resumed, and from the sweep). Returns the run's counts."""
+    from lti_tool.assessment.assignment import assign_waiting
+    from lti_tool.db import transaction
+
+    services = worker_services()
+    with transaction(services.session_factory) as session:
+        return asdict(assign_waiting(session, services.settings))
+
+
+def assessment_deadlines() -> dict:
+    """Remind assessors before their due date, reassign overdue reviews, assign what waits."""
+    from lti_tool.assessment.assignment import process_deadlines
+    from lti_tool.db import transaction
+
+    services = worker_services()
+    with transaction(services.session_factory) as session:
+        return asdict(process_deadlines(session, services.settings))
+
+
+def sweep_assessment(services: Services) -> int:
+    """Enqueue `assessment_deadlines` when cases wait or reviews are due; how many."""
+    from lti_tool.assessment.assignment import deadline_work
+
+    with services.session_factory() as session:
+        pending = deadline_work(session, services.settings)
+    if pending:
+        enqueue(services, assessment_deadlines)
+    return pending
+
+
+SWEEPERS.append(sweep_assessment)
 
 
 def health_probe(token: str) -> str:

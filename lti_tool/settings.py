@@ -70,6 +70,13 @@ class Settings:
     oidc_client_secret: str = ""
     oidc_scopes: str = "openid email profile"
     oidc_provider_name: str = "single sign-on"
+    # Assessors (lti_tool/assessment): a review is due this many business days after it is
+    # assigned; the assessor is reminded this many business days before that, and the case is
+    # reassigned once it has passed. Admins see the cases whose decision is due within
+    # assessment_at_risk_business_days (or overdue).
+    assessment_review_business_days: int = 5
+    assessment_reminder_business_days: int = 1
+    assessment_at_risk_business_days: int = 3
 
     @property
     def is_production(self) -> bool:

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 # kind -> "module:function"; each handler is `handler(session, services, payload) -> None`,
 # runs inside the transaction that marks the message delivered, and must be idempotent.
-HANDLERS: dict[str, str] = {}
+HANDLERS: dict[str, str] = {
+    "assessment.requested": "lti_tool.assessment.cases:handle_assessment_requested",
+    "assessment.withdrawn": "lti_tool.assessment.cases:handle_assessment_withdrawn",
+}
 
 MAX_ATTEMPTS = 12  # about a day of retries with the backoff below
 BASE_DELAY = 30.0  # seconds before the first retry

@@ -1,0 +1,1 @@
+"""External double-blind assessment: assessors, blind cases, assignment, reviews, decisions."""

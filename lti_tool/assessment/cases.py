@@ -1,0 +1,270 @@
+"""Blind cases: what assessors get of an attempt, and nothing more.
+
+The handler of `assessment.requested` copies, from the attempt, only what an assessor needs:
+the text answers as written (whitelisted fields of the snapshot, never the snapshot whole),
+the links, the collaboration statement, and each file under a neutral name with its metadata
+removed (lti_tool.evidence.documents.strip_metadata, when that module is deployed; until then
+the file is copied as is and flagged `metadata_removed=False`, never claimed clean). The case
+gets a random code; the learner's identity stays behind in the attempt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from lti_tool.assessment.assignment import assign_waiting
+from lti_tool.assessment.models import (
+    CANCELLED,
+    FIRST,
+    LIVE_STATES,
+    OPEN_CASE_STATUSES,
+    SECOND,
+    SUBMITTED,
+    WITHDRAWN,
+    Assignment,
+    Case,
+    CaseFile,
+)
+from lti_tool.assessment.policy import institution_keys
+from lti_tool.catalog.models import MicroCredentialVersion
+from lti_tool.db import utcnow
+from lti_tool.evidence.models import WITHDRAWN as ATTEMPT_WITHDRAWN
+from lti_tool.evidence.models import Attempt
+from lti_tool.evidence.storage import ACCEPTABLE
+from lti_tool.lti.models import Platform
+from lti_tool.roster.models import LmsUser
+
+if TYPE_CHECKING:
+    from lti_tool.services import Services
+
+log = logging.getLogger(__name__)
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud, typed by hand
+BLIND_PREFIX = "blind/"
+
+
+def new_code() -> str:
+    """A case code like K7QD-M2XP: random, so it says nothing about the learner or the order."""
+    letters = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    return f"{letters[:4]}-{letters[4:]}"
+
+
+def _metadata_stripper() -> Callable[..., Any] | None:
+    """strip_metadata of the documents module, or None while it is not deployed."""
+    try:
+        module = importlib.import_module("lti_tool.evidence.documents")
+    except ImportError:
+        return None
+    return getattr(module, "strip_metadata", None)
+
+
+# -- text ----------------------------------------------------------------------------------------
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("text", value.get("answer", ""))
+    return value if isinstance(value, str) else ""
+
+
+def _answer_map(snapshot: dict) -> dict[str, str]:
+    """prompt key -> answer, from the shapes a snapshot may use: {key: text},
+    {part: {key: text}} or [{"prompt_key"|"key": ..., "text": ...}]."""
+    raw = snapshot.get("answers") or {}
+    found: dict[str, str] = {}
+    if isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, dict):
+                key = item.get("prompt_key") or item.get("key")
+                if isinstance(key, str):
+                    found[key] = _text(item)
+        return found
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if isinstance(value, dict) and "text" not in value and "answer" not in value:
+                found.update({k: _text(v) for k, v in value.items()})
+            else:
+                found[key] = _text(value)
+    return found
+
+
+def _links(snapshot: dict) -> list[dict]:
+    raw = snapshot.get("links") or []
+    if isinstance(raw, dict):
+        raw = [{"requirement_key": key, "url": url} for key, url in raw.items()]
+    links = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            continue
+        requirement = item.get("requirement_key") or item.get("requirement") or ""
+        links.append(
+            {
+                "requirement_key": str(requirement),
+                "url": item["url"],
+                "title": _text(item.get("title") or ""),
+            }
+        )
+    return links
+
+
+def blind_answers(snapshot: dict, version: MicroCredentialVersion) -> dict:
+    """The learner's words an assessor reads, in the order of the version's prompts."""
+    answers = _answer_map(snapshot or {})
+    ordered = []
+    for part in version.parts:
+        for prompt in part.prompts:
+            if prompt.key in answers:
+                ordered.append(
+                    {
+                        "part": part.kind,
+                        "prompt_key": prompt.key,
+                        "prompt": prompt.text,
+                        "text": answers[prompt.key],
+                    }
+                )
+    collaboration = snapshot.get("collaboration", snapshot.get("collaboration_statement", ""))
+    return {
+        "answers": ordered,
+        "links": _links(snapshot or {}),
+        "collaboration": _text(collaboration),
+    }
+
+
+# -- the learner's institution, for conflicts of interest ----------------------------------------
+def learner_conflict_keys(session: Session, attempt: Attempt) -> list[str]:
+    row = session.execute(
+        select(LmsUser.email, Platform.name)
+        .join(Platform, Platform.id == LmsUser.platform_id)
+        .where(LmsUser.id == attempt.user_id)
+    ).first()
+    if row is None:
+        return []
+    return sorted(institution_keys([row.name], [row.email]))
+
+
+def previous_assessors(session: Session, attempt: Attempt) -> list[int]:
+    """The first and second assessors who reviewed the previous attempt (in that order)."""
+    if attempt.previous_attempt_id is None:
+        return []
+    rows = session.execute(
+        select(Assignment.role, Assignment.assessor_id)
+        .join(Case, Case.id == Assignment.case_id)
+        .where(
+            Case.attempt_id == attempt.previous_attempt_id,
+            Assignment.role.in_((FIRST, SECOND)),
+            Assignment.state == SUBMITTED,
+        )
+    ).all()
+    order = {FIRST: 0, SECOND: 1}
+    return [assessor_id for _role, assessor_id in sorted(rows, key=lambda r: order[r.role])]
+
+
+# -- files ---------------------------------------------------------------------------------------
+def _copy_files(services: Services, case: Case, attempt: Attempt) -> None:
+    strip = _metadata_stripper()
+    counters: dict[str, int] = {}
+    for position, source in enumerate(attempt.files, start=1):
+        counters[source.requirement_key] = counters.get(source.requirement_key, 0) + 1
+        known = ACCEPTABLE.get(source.media_type)
+        extension = known.extension if known else "bin"
+        neutral = f"{source.requirement_key}-{counters[source.requirement_key]}.{extension}"
+        # Keyed by the attempt file, so a retried handler overwrites rather than leaves copies.
+        key = f"{BLIND_PREFIX}{source.id}.{extension}"
+        with services.storage.open(source.storage_key) as handle:
+            if strip is not None:
+                content = strip(handle.read(), source.media_type)
+                stored = services.storage.save(key, content)
+                cleaned = True
+            else:
+                stored = services.storage.save(key, handle, size_hint=source.size)
+                cleaned = False
+        case.files.append(
+            CaseFile(
+                attempt_file_id=source.id,
+                position=position,
+                requirement_key=source.requirement_key,
+                neutral_name=neutral,
+                storage_key=key,
+                media_type=stored.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+                metadata_removed=cleaned,
+            )
+        )
+        if not cleaned:
+            log.warning("case file %s copied without removing its metadata", key)
+
+
+# -- outbox handlers -----------------------------------------------------------------------------
+def _unique_code(session: Session) -> str:
+    while True:
+        code = new_code()
+        if session.scalar(select(Case.id).where(Case.code == code)) is None:
+            return code
+
+
+def open_case(session: Session, services: Services, attempt_id: int) -> Case | None:
+    """The blind case of an attempt, made once (a retried message finds it), then assigned.
+    None when the attempt was withdrawn before assessment took it."""
+    case = session.scalar(select(Case).where(Case.attempt_id == attempt_id))
+    if case is None:
+        attempt = session.get(Attempt, attempt_id)
+        if attempt is None:
+            raise LookupError(f"there is no attempt {attempt_id}")
+        if attempt.status == ATTEMPT_WITHDRAWN:
+            return None
+        version = session.get(MicroCredentialVersion, attempt.version_id)
+        assert version is not None  # a foreign key
+        case = Case(
+            attempt_id=attempt.id,
+            code=_unique_code(session),
+            micro_credential_id=attempt.micro_credential_id,
+            version_id=attempt.version_id,
+            answers=blind_answers(attempt.snapshot, version),
+            conflict_keys=learner_conflict_keys(session, attempt),
+            preferred_assessor_ids=previous_assessors(session, attempt),
+            submitted_at=attempt.submitted_at,
+            decision_due_at=attempt.decision_due_at,
+        )
+        session.add(case)
+        _copy_files(services, case, attempt)
+        session.flush()
+    if case.staffing_needed and case.status in OPEN_CASE_STATUSES:
+        assign_waiting(session, services.settings, [case.id])
+    return case
+
+
+def handle_assessment_requested(session: Session, services: Services, payload: dict) -> None:
+    """Outbox `assessment.requested` {attempt_id}: make the blind case and assign it."""
+    open_case(session, services, int(payload["attempt_id"]))
+
+
+def withdraw_case(session: Session, attempt_id: int) -> bool:
+    """The learner withdrew before review started: the case and its assignments end. True
+    when this call withdrew it."""
+    case = session.scalar(select(Case).where(Case.attempt_id == attempt_id).with_for_update())
+    if case is None or case.status == WITHDRAWN:
+        return False
+    now = utcnow()
+    session.execute(
+        update(Assignment)
+        .where(Assignment.case_id == case.id, Assignment.state.in_(LIVE_STATES))
+        .values(state=CANCELLED, ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    case.status = WITHDRAWN
+    case.staffing_needed = False
+    case.withdrawn_at = now
+    return True
+
+
+def handle_assessment_withdrawn(session: Session, services: Services, payload: dict) -> None:
+    """Outbox `assessment.withdrawn` {attempt_id}: cancel the case and its assignments."""
+    withdraw_case(session, int(payload["attempt_id"]))

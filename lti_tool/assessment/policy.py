@@ -1,0 +1,209 @@
+"""Who assesses a case: the assignment policy, as a pure function over candidates.
+
+The rules (DOMAIN.md, issue 5): every case gets a first and a second assessor, two different
+people, each certified for the case's micro-credential version, active, under their weekly
+capacity and not from the learner's institution; the least loaded first, ties broken by the
+lower assessor id (deterministic). A resubmission goes back to the previous attempt's
+assessors when they are still eligible. An adjudicator is a third eligible assessor, never one
+of the first two. Anyone who declined or lost a case (overdue) never gets it back.
+
+The learner's institution is known by what the tool knows of them: the name of the platform
+(the LMS registration, named after the institution that runs it) and the domain of their
+e-mail address. An assessor's is their declared institution and their account's e-mail
+domain. Both sides are reduced to `conflict_key`s (salted SHA-256 of the normalised value, so a
+case row carries no readable name) and a shared key is a conflict. Webmail domains (gmail.com
+...) say nothing about an institution and are left out. What this cannot see (an assessor who
+knows the learner personally) is what declining a case is for.
+
+`plan` needs no database: the DB layer (assignment.py) loads candidates and needs in a few
+set-based queries, plans every waiting case in memory and writes the result in bulk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from lti_tool.assessment.models import FIRST, SECOND
+
+KEY_SALT = b"lti-tool conflict of interest v1:"
+WEBMAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+    }
+)
+
+
+def _normalise(value: str) -> str:
+    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.sub(r"[^a-z0-9.@]+", " ", folded).split())
+
+
+def conflict_key(kind: str, value: str) -> str | None:
+    """The comparable, non-readable form of an institution name or an e-mail domain."""
+    normal = _normalise(value)
+    if not normal:
+        return None
+    return hashlib.sha256(KEY_SALT + kind.encode() + b":" + normal.encode()).hexdigest()[:24]
+
+
+def email_domain(email: str) -> str:
+    return email.rpartition("@")[2].strip().lower() if "@" in email else ""
+
+
+def institution_keys(names: Iterable[str], emails: Iterable[str]) -> frozenset[str]:
+    """Conflict keys of a person: their institution names and (non-webmail) e-mail domains."""
+    keys = {conflict_key("name", name) for name in names}
+    for email in emails:
+        domain = email_domain(email)
+        if domain and domain not in WEBMAIL_DOMAINS:
+            keys.add(conflict_key("domain", domain))
+    keys.discard(None)
+    return frozenset(k for k in keys if k is not None)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An assessor as the policy sees them. `load`: cases taken in the last 7 days.
+    `certified`: (micro_credential_id, version_id) pairs, version None for every version."""
+
+    assessor_id: int
+    capacity: int
+    load: int
+    certified: frozenset[tuple[int, int | None]]
+    conflict_keys: frozenset[str] = frozenset()
+    active: bool = True
+
+    def certified_for(self, micro_credential_id: int, version_id: int) -> bool:
+        return (micro_credential_id, None) in self.certified or (
+            micro_credential_id,
+            version_id,
+        ) in self.certified
+
+
+@dataclass(frozen=True)
+class Need:
+    """Roles a case still needs. `excluded`: whoever holds or held a role on it."""
+
+    case_id: int
+    micro_credential_id: int
+    version_id: int
+    roles: tuple[str, ...] = (FIRST, SECOND)
+    excluded: frozenset[int] = frozenset()
+    conflict_keys: frozenset[str] = frozenset()
+    preferred: tuple[int, ...] = ()  # the previous attempt's assessors, first assessor first
+
+
+@dataclass(frozen=True)
+class Choice:
+    case_id: int
+    role: str
+    assessor_id: int
+
+
+@dataclass
+class Allocator:
+    """Least-loaded choice over many cases in one pass: one heap of (load, id) per
+    micro-credential version, fixed lazily when an assessor's load has grown since."""
+
+    candidates: Sequence[Candidate]
+    _load: dict[int, int] = field(init=False)
+    _by_id: dict[int, Candidate] = field(init=False)
+    _by_credential: dict[int, list[Candidate]] = field(init=False)
+    _heaps: dict[tuple[int, int], list[tuple[int, int]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        usable = [c for c in self.candidates if c.active and c.load < c.capacity]
+        self._by_id = {c.assessor_id: c for c in usable}
+        self._load = {c.assessor_id: c.load for c in usable}
+        self._by_credential = {}
+        for candidate in usable:
+            for credential_id in {mc for mc, _version in candidate.certified}:
+                self._by_credential.setdefault(credential_id, []).append(candidate)
+        self._heaps = {}
+
+    def _has_room(self, assessor_id: int) -> bool:
+        candidate = self._by_id.get(assessor_id)
+        return candidate is not None and self._load[assessor_id] < candidate.capacity
+
+    def _eligible(self, assessor_id: int, need: Need, taken: set[int]) -> bool:
+        candidate = self._by_id.get(assessor_id)
+        return (
+            candidate is not None
+            and assessor_id not in taken
+            and assessor_id not in need.excluded
+            and self._has_room(assessor_id)
+            and candidate.certified_for(need.micro_credential_id, need.version_id)
+            and not (candidate.conflict_keys & need.conflict_keys)
+        )
+
+    def _heap(self, need: Need) -> list[tuple[int, int]]:
+        group = (need.micro_credential_id, need.version_id)
+        heap = self._heaps.get(group)
+        if heap is None:
+            heap = [
+                (self._load[c.assessor_id], c.assessor_id)
+                for c in self._by_credential.get(need.micro_credential_id, ())
+                if c.certified_for(*group)
+            ]
+            heapq.heapify(heap)
+            self._heaps[group] = heap
+        return heap
+
+    def _least_loaded(self, need: Need, taken: set[int]) -> int | None:
+        heap = self._heap(need)
+        aside: list[tuple[int, int]] = []
+        found = None
+        while heap:
+            load, assessor_id = heapq.heappop(heap)
+            if not self._has_room(assessor_id):
+                continue  # full: it leaves this heap for good
+            if load != self._load[assessor_id]:
+                heapq.heappush(heap, (self._load[assessor_id], assessor_id))
+                continue
+            if self._eligible(assessor_id, need, taken):
+                found = assessor_id
+                aside.append((load + 1, assessor_id))
+                break
+            aside.append((load, assessor_id))
+        for entry in aside:
+            heapq.heappush(heap, entry)
+        return found
+
+    def choose(self, need: Need) -> list[Choice]:
+        """Fill as many of the need's roles as eligible assessors allow (in role order)."""
+        taken: set[int] = set()
+        choices = []
+        for role in need.roles:
+            pick = next((p for p in need.preferred if self._eligible(p, need, taken)), None)
+            if pick is None:
+                pick = self._least_loaded(need, taken)
+            if pick is None:
+                break
+            taken.add(pick)
+            self._load[pick] += 1
+            choices.append(Choice(need.case_id, role, pick))
+        return choices
+
+
+def plan(needs: Iterable[Need], candidates: Sequence[Candidate]) -> list[Choice]:
+    """The assignments to make, case by case in the order given (oldest first)."""
+    allocator = Allocator(candidates)
+    return [choice for need in needs for choice in allocator.choose(need)]
