@@ -59,6 +59,8 @@ def kappa(value: float | None) -> str:
 def duration(hours: float | None) -> str:
     if hours is None:
         return "—"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
