@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     from lti_tool.lti.views import blueprint as lti_blueprint
     from lti_tool.web.api import blueprint as api_blueprint
+    from lti_tool.web.assess import blueprint as assess_blueprint
+    from lti_tool.web.assessment_admin import blueprint as assessment_admin_blueprint
     from lti_tool.web.assessment_stats import blueprint as assessment_stats_blueprint
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
@@ -93,6 +95,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(signin_blueprint)
     app.register_blueprint(api_blueprint)
     app.register_blueprint(assessment_stats_blueprint)
+    app.register_blueprint(assess_blueprint)
+    app.register_blueprint(assessment_admin_blueprint)
     csrf.init_app(app)
     if settings.demo:
         from lti_tool.demo_lms.views import blueprint as demo_blueprint

@@ -41,6 +41,9 @@ class Settings:
     # bytes) and the kinds accepted, a comma-separated list of pdf, document, image, audio, video.
     evidence_max_upload_mb: int = 200
     evidence_allowed_types: str = "pdf,document,image,audio,video"
+    # Similarity check (lti_tool/evidence/similarity.py): a part of a submission is flagged as
+    # nearly identical to an earlier one when at least this percentage of it is found there.
+    evidence_similarity_percent: int = 80
     # S3-compatible object store for evidence files; an empty bucket keeps them under
     # instance_path/evidence. Credentials come from boto3's usual chain (AWS_* variables...).
     s3_endpoint_url: str = ""

@@ -3,8 +3,9 @@
 The handler of `assessment.requested` copies, from the attempt, only what an assessor needs:
 the text answers as written (whitelisted fields of the snapshot, never the snapshot whole),
 the links, the collaboration statement, and each file under a neutral name with its metadata
-removed (lti_tool.evidence.documents.strip_metadata, when that module is deployed; until then
-the file is copied as is and flagged `metadata_removed=False`, never claimed clean). The case
+removed (lti_tool.evidence.documents.strip_metadata; a file it cannot clean, a type it does not
+know or a file it cannot read, is copied as is and flagged `metadata_removed=False`, never
+claimed clean). The case
 gets a random code; the learner's identity stays behind in the attempt.
 """
 
@@ -13,7 +14,10 @@ from __future__ import annotations
 import importlib
 import logging
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -36,8 +40,8 @@ from lti_tool.assessment.policy import institution_keys
 from lti_tool.catalog.models import MicroCredentialVersion
 from lti_tool.db import utcnow
 from lti_tool.evidence.models import WITHDRAWN as ATTEMPT_WITHDRAWN
-from lti_tool.evidence.models import Attempt
-from lti_tool.evidence.storage import ACCEPTABLE
+from lti_tool.evidence.models import Attempt, AttemptFile
+from lti_tool.evidence.storage import ACCEPTABLE, StoredFile
 from lti_tool.lti.models import Platform
 from lti_tool.roster.models import LmsUser
 
@@ -57,7 +61,8 @@ def new_code() -> str:
 
 
 def _metadata_stripper() -> Callable[..., Any] | None:
-    """strip_metadata of the documents module, or None while it is not deployed."""
+    """documents.strip_metadata(src_path, dst_path, media_type) -> StripReport, or None when
+    that module is not deployed (the copy is then made as is and flagged not cleaned)."""
     try:
         module = importlib.import_module("lti_tool.evidence.documents")
     except ImportError:
@@ -167,8 +172,38 @@ def previous_assessors(session: Session, attempt: Attempt) -> list[int]:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def _copy_files(services: Services, case: Case, attempt: Attempt) -> None:
+def _blind_copy(services: Services, source: AttemptFile, key: str) -> tuple[StoredFile, bool]:
+    """Copy one attempt file to `key` without its metadata; (what was stored, whether it is
+    clean). Files the documents module cannot clean (or cannot read) are copied as is and
+    reported not clean: never claimed clean."""
     strip = _metadata_stripper()
+    if strip is None:
+        with services.storage.open(source.storage_key) as handle:
+            return services.storage.save(key, handle, size_hint=source.size), False
+    from lti_tool.evidence.documents import DocumentError
+
+    with tempfile.TemporaryDirectory(prefix="blind-") as folder:
+        original, copy = Path(folder) / "original", Path(folder) / "copy"
+        with services.storage.open(source.storage_key) as handle, original.open("wb") as out:
+            shutil.copyfileobj(handle, out, 1024 * 1024)
+        try:
+            report = strip(original, copy, source.media_type)
+        except DocumentError as exc:
+            log.warning("attempt file %s could not be cleaned (%s)", source.id, exc)
+            copy, cleaned = original, False
+        else:
+            cleaned = report.cleaned
+            if not cleaned:
+                log.warning(
+                    "attempt file %s not fully cleaned: %s",
+                    source.id,
+                    "; ".join(report.not_removed),
+                )
+        with copy.open("rb") as handle:
+            return services.storage.save(key, handle, size_hint=copy.stat().st_size), cleaned
+
+
+def _copy_files(services: Services, case: Case, attempt: Attempt) -> None:
     counters: dict[str, int] = {}
     for position, source in enumerate(attempt.files, start=1):
         counters[source.requirement_key] = counters.get(source.requirement_key, 0) + 1
@@ -176,30 +211,20 @@ def _copy_files(services: Services, case: Case, attempt: Attempt) -> None:
         extension = known.extension if known else "bin"
         neutral = f"{source.requirement_key}-{counters[source.requirement_key]}.{extension}"
         # Keyed by the attempt file, so a retried handler overwrites rather than leaves copies.
-        key = f"{BLIND_PREFIX}{source.id}.{extension}"
-        with services.storage.open(source.storage_key) as handle:
-            if strip is not None:
-                content = strip(handle.read(), source.media_type)
-                stored = services.storage.save(key, content)
-                cleaned = True
-            else:
-                stored = services.storage.save(key, handle, size_hint=source.size)
-                cleaned = False
+        stored, cleaned = _blind_copy(services, source, f"{BLIND_PREFIX}{source.id}.{extension}")
         case.files.append(
             CaseFile(
                 attempt_file_id=source.id,
                 position=position,
                 requirement_key=source.requirement_key,
                 neutral_name=neutral,
-                storage_key=key,
+                storage_key=stored.key,
                 media_type=stored.content_type,
                 size=stored.size,
                 sha256=stored.sha256,
                 metadata_removed=cleaned,
             )
         )
-        if not cleaned:
-            log.warning("case file %s copied without removing its metadata", key)
 
 
 # -- outbox handlers -----------------------------------------------------------------------------

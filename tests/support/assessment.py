@@ -3,10 +3,12 @@ an attempt (answers, a link, a PDF), and assessors from given institutions."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import pikepdf
 from sqlalchemy import select
 
 from lti_tool.assessment import assessors as pool
@@ -32,9 +34,19 @@ CRITERIA = [
     ("artifacts", "acted", True),
     ("reflection", "evidence-of-impact", True),
 ]
-PDF = b"%PDF-1.4\n1 0 obj << /Title (Lesson plan) /Author (Zelda Quibbleworth) >> endobj\n" + (
-    b"0" * 9000
-)
+
+
+def pdf_by(author: str) -> bytes:
+    """A one-page PDF whose document info and XMP name its author (as word processors do)."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.docinfo["/Author"] = author
+    pdf.docinfo["/Title"] = f"Exit tickets by {author}"
+    with pdf.open_metadata() as xmp:
+        xmp["dc:creator"] = [author]
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -93,10 +105,13 @@ def submit_attempt(
     previous_attempt_id: int | None = None,
     number: int = 1,
     request_assessment: bool = True,
+    pdf: bytes | None = None,
 ) -> int:
     """An attempt with answers, a link and one PDF, submitted: posts assessment.requested
     in the same transaction, as the evidence package does."""
-    stored = services.storage.save(f"attempts/{user_id}-{number}/plan.pdf", PDF)
+    stored = services.storage.save(
+        f"attempts/{user_id}-{number}/plan.pdf", pdf or pdf_by(learner.name)
+    )
     with transaction(services.session_factory) as session:
         credential = session.scalar(
             select(MicroCredential).where(MicroCredential.key == CREDENTIAL)

@@ -92,8 +92,7 @@ def test_a_submission_becomes_a_blind_case_with_two_different_assessors(
     assert "learner_name" not in str(case.answers)
     assert case.answers["links"][0]["url"] == "https://video.example/v/123"
     assert [f.neutral_name for f in case.files] == ["tickets-1.pdf"]
-    # Not cleaned while the documents module is not deployed, and it says so.
-    assert case.files[0].metadata_removed is False
+    assert case.files[0].metadata_removed is True
     assert len(case.code) == 9 and case.code[4] == "-"
     assert case.decision_due_at == attempt(services, attempt_id).decision_due_at
 
@@ -339,3 +338,14 @@ def test_a_resubmission_goes_back_to_the_same_assessors(services, learner, three
     submit(services, before[SECOND], case.code, seed.marks(failing))
     again = seed.submit_attempt(services, learner, previous_attempt_id=first_attempt, number=2)
     assert roles(seed.case_of(services, again)) == before
+
+
+def test_a_file_that_cannot_be_cleaned_is_copied_and_flagged_not_clean(
+    services, learner, three_assessors
+):
+    unreadable = b"%PDF-1.4\n% not a real PDF: no objects, no trailer\n" + b"0" * 9000
+    attempt_id = seed.submit_attempt(services, learner, pdf=unreadable)
+    case = seed.case_of(services, attempt_id)
+    assert case.files[0].metadata_removed is False  # never claimed clean
+    with services.storage.open(case.files[0].storage_key) as handle:
+        assert handle.read() == unreadable
