@@ -569,6 +569,32 @@ def account_set_password(email: str, password_stdin: bool) -> None:
     click.echo(f"password set for {changed}")
 
 
+@account.command("disable")
+@click.argument("email")
+def account_disable(email: str) -> None:
+    """Stop an account from signing in (its open sessions end at their next request)."""
+    _set_active(email, False)
+
+
+@account.command("enable")
+@click.argument("email")
+def account_enable(email: str) -> None:
+    """Let a disabled account sign in again."""
+    _set_active(email, True)
+
+
+def _set_active(email: str, active: bool) -> None:
+    from lti_tool.accounts.service import AccountError, set_active
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            changed = set_active(session, email, active).email
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"{changed} {'enabled' if active else 'disabled'}")
+
+
 @main.group("api-token")
 def api_token() -> None:
     """Bearer tokens of assessment organisations for /api/v1."""

@@ -111,6 +111,15 @@ def set_password(session: Session, email: str, password: str) -> Account:
     return account
 
 
+def set_active(session: Session, email: str, active: bool) -> Account:
+    """Disable (no sign-in, running sessions no longer recognised) or enable an account."""
+    account = find_account(session, email)
+    if account is None:
+        raise AccountError(f"no account with the e-mail {normalise_email(email)}")
+    account.active = active
+    return account
+
+
 def password_matches(account: Account | None, password: str) -> bool:
     """Verify in (nearly) constant time whether or not the account exists; upgrade old hashes."""
     stored = account.password_hash if account is not None else None

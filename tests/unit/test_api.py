@@ -14,6 +14,7 @@ from lti_tool.assessment.models import Assessor
 from lti_tool.db import transaction
 from lti_tool.evidence.models import Attempt
 from tests.support import assessment as seed
+from tests.unit.test_blindness import assert_blind, learner_strings
 
 
 def issue_token(services, organisation: str) -> str:
@@ -49,6 +50,7 @@ def world(services):
         "code": case.code,
         "file": case.files[0].neutral_name,
         "attempt_id": attempt_id,
+        "learner": learner,
         "token_a": issue_token(services, "Org A"),
         "token_b": issue_token(services, "Org B"),
         "token_c": issue_token(services, "Org C"),
@@ -159,7 +161,7 @@ def test_an_organisation_lists_only_the_cases_of_its_assessors(client, world):
     assert_json_error(get(client, "/api/v1/cases?assessor_id=x", world["token_a"]), 400, "number")
 
 
-def test_a_case_is_blind_and_reached_only_through_ones_own_assessor(client, world):
+def test_a_case_is_blind_and_reached_only_through_ones_own_assessor(client, services, world):
     path = f"/api/v1/assessors/{world['a']}/cases/{world['code']}"
     response = get(client, path, world["token_a"])
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -168,20 +170,9 @@ def test_a_case_is_blind_and_reached_only_through_ones_own_assessor(client, worl
     assert any(part["criteria"] for part in body["parts"])
     files = [f for part in body["parts"] for f in part["files"]]
     assert files[0]["url"].endswith(f"/files/{files[0]['name']}")
+    others = ["Bo Brandt", "bo@institute-b.example"]
     text = response.get_data(as_text=True)
-    learner = seed.Learner()
-    for secret in (
-        learner.name,
-        learner.email,
-        learner.subject,
-        learner.platform,
-        learner.course,
-        learner.context_id,
-        learner.original_file_name,
-        "Bo Brandt",
-        "bo@institute-b.example",
-    ):
-        assert secret not in text
+    assert_blind(text, learner_strings(services, world["learner"]) + others, path)
     # Org B's assessor is on the case, but Org A cannot go through them; Org C has nobody.
     other = f"/api/v1/assessors/{world['b']}/cases/{world['code']}"
     assert_json_error(get(client, other, world["token_a"]), 404, "no assessor")
@@ -265,3 +256,14 @@ def test_using_a_token_records_its_last_use(client, services, world):
         assert tokens["Org A"].last_used_at is not None
         assert tokens["Org C"].last_used_at is None
         assert session.query(Account).count() == 2
+
+
+def test_no_api_response_or_file_names_the_learner(client, services, world):
+    secrets = learner_strings(services, world["learner"])
+    base = f"/api/v1/assessors/{world['a']}/cases/{world['code']}"
+    paths = ["/api/v1/assessors", "/api/v1/cases", base, f"{base}/files/{world['file']}"]
+    bodies = {path: get(client, path, world["token_a"]).data for path in paths}
+    bodies["review"] = post_review(client, world, "a", {"marks": seed.marks()}).data
+    bodies["after review"] = get(client, base, world["token_a"]).data
+    for where, body in bodies.items():
+        assert_blind(body.decode("latin-1"), secrets, where)

@@ -95,6 +95,15 @@ def test_set_password_refuses_unknown_accounts_and_weak_passwords(run):
     )
 
 
+def test_disable_and_enable_an_account(run, services):
+    run("admin", "add", "--email", "x@example.org", "--name", "X")
+    assert run("account", "disable", "X@example.org").output.strip() == "x@example.org disabled"
+    assert stored_account(services, "x@example.org").active is False
+    assert run("account", "enable", "x@example.org").exit_code == 0
+    assert stored_account(services, "x@example.org").active is True
+    assert "no account" in one_line_failure(run("account", "disable", "nobody@example.org"))
+
+
 def test_api_token_create_prints_it_once_and_stores_only_a_hash(run, services):
     result = run("api-token", "create", "--org", "Assessors Ltd", "--label", "nightly sync")
     assert result.exit_code == 0, result.output

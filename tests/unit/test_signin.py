@@ -191,6 +191,14 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(client, assessor):
     )
 
 
+def test_every_page_shows_the_signed_in_account_and_a_sign_out_button(client, assessor):
+    assert "Sign out" not in client.get("/assess/login").get_data(as_text=True)
+    sign_in(client, "ada@example.org", PASSWORD)
+    page = client.get("/admin/assessment/stats/").get_data(as_text=True)  # refused: not admin
+    assert "Signed in as Ada Assessor" in page
+    assert 'action="/assess/logout"' in page and 'name="csrf_token"' in page
+
+
 def test_sign_out_by_get_is_not_allowed(client):
     assert client.get("/assess/logout").status_code == 405
 
