@@ -121,13 +121,14 @@ def login():
     lockout = throttle.locked(email, address)
     if lockout is not None:
         what = "this account" if lockout.scope == "account" else "this network address"
-        return _login_page(
+        body, status = _login_page(
             429,
             f"Too many failed sign-in attempts for {what}. Try again in {lockout.minutes} "
             "minute(s), or ask the administrator to set a new password.",
             email,
             next_path,
         )
+        return body, status, {"Retry-After": str(lockout.retry_after_seconds)}
     account = accounts.find_account(db(), email)
     if not accounts.password_matches(account, password):
         throttle.record_failure(email, address)
@@ -166,14 +167,15 @@ def sso_callback():
         )
     try:
         token = client.authorize_access_token()
+        claims = dict(token.get("userinfo") or {})  # the verified id_token's claims
+        if "email" not in claims and client.server_metadata.get("userinfo_endpoint"):
+            extra = client.userinfo(token=token)
+            claims.update({k: v for k, v in extra.items() if k not in ("sub", "iss")})
     except OAuthError as exc:
         return _login_page(401, f"Single sign-on failed: {exc.description or exc.error}.")
     except RequestException as exc:
         current_app.logger.warning("single sign-on provider unreachable: %s", exc)
         abort(502, "The single sign-on provider cannot be reached right now; try again later.")
-    claims = dict(token.get("userinfo") or {})
-    if "email" not in claims and client.server_metadata.get("userinfo_endpoint"):
-        claims.update({k: v for k, v in client.userinfo(token=token).items() if k != "sub"})
     issuer = str(claims.get("iss") or client.server_metadata.get("issuer") or "")
     try:
         account = accounts.account_for_oidc(db(), issuer, claims)

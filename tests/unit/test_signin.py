@@ -90,6 +90,7 @@ def test_account_is_locked_after_too_many_failures_even_for_the_right_password(
     text = locked.get_data(as_text=True)
     assert "Too many failed sign-in attempts for this account" in text
     assert "15 minute(s)" in text
+    assert 800 < int(locked.headers["Retry-After"]) <= 900
     assert signed_in_id(client) is None
 
 
