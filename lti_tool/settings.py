@@ -155,6 +155,11 @@ class Settings:
                      "signin_lockout_minutes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.assessment_review_business_days < 1:
+            raise SettingsError("LTI_TOOL_ASSESSMENT_REVIEW_BUSINESS_DAYS must be at least 1")
+        for name in ("assessment_reminder_business_days", "assessment_at_risk_business_days"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"LTI_TOOL_{name.upper()} cannot be negative")
         from lti_tool.business_days import calendar_from_settings
 
         calendar_from_settings(self)  # a wrong holiday country or date is refused at start

@@ -15,7 +15,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from lti_tool.accounts.models import Account
@@ -111,7 +123,7 @@ def _waiting_needs(session: Session, after_id: int, case_ids: Sequence[int] | No
             Case.conflict_keys,
             Case.preferred_assessor_ids,
         )
-        .where(Case.staffing_needed.is_(True), Case.id > after_id)
+        .where(Case.staffing_needed, Case.id > after_id)  # the partial index's own predicate
         .order_by(Case.id)
         .limit(CASE_BATCH)
     )
@@ -120,29 +132,23 @@ def _waiting_needs(session: Session, after_id: int, case_ids: Sequence[int] | No
     cases = session.execute(query).all()
     if not cases:
         return []
-    # Everyone who holds or held a role on these cases: one query joined on the same window.
-    held = (
-        select(Assignment.case_id, Assignment.assessor_id, Assignment.role, Assignment.state)
-        .join(Case, Case.id == Assignment.case_id)
-        .where(
-            Case.staffing_needed.is_(True),
-            Case.id > after_id,
-            Case.id <= cases[-1].id,
-        )
-    )
-    if case_ids is not None:
-        held = held.where(Case.id.in_(case_ids))
+    # Everyone who holds or held a role on these cases (PostgreSQL: one `= ANY(array)` query).
+    batch_ids = [case.id for case in cases]
     excluded: dict[int, set[int]] = {}
     live_roles: dict[int, set[str]] = {}
-    for case_id, assessor_id, role, state in session.execute(held):
-        excluded.setdefault(case_id, set()).add(assessor_id)
-        if state in LIVE_STATES:
-            live_roles.setdefault(case_id, set()).add(role)
+    for condition in _id_conditions(session, Assignment.case_id, batch_ids):
+        held = select(
+            Assignment.case_id, Assignment.assessor_id, Assignment.role, Assignment.state
+        ).where(condition)
+        for case_id, assessor_id, role, state in session.execute(held):
+            excluded.setdefault(case_id, set()).add(assessor_id)
+            if state in LIVE_STATES:
+                live_roles.setdefault(case_id, set()).add(role)
     needs = []
     for case_id, credential_id, version_id, status, keys, preferred in cases:
-        wanted = (ADJUDICATOR,) if status == ADJUDICATION else (FIRST, SECOND)
+        needed = (ADJUDICATOR,) if status == ADJUDICATION else (FIRST, SECOND)
         live = live_roles.get(case_id, set())
-        roles = tuple(role for role in wanted if role not in live)
+        roles = tuple(role for role in needed if role not in live)
         needs.append(
             Need(
                 case_id=case_id,
@@ -205,11 +211,48 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[start : start + WRITE_CHUNK]
 
 
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _id_conditions(session: Session, column, ids: Sequence[int]) -> Iterable:
+    """`column IN ids` as few statements as the database allows: one `= ANY(array)` on
+    PostgreSQL, chunks under SQLite's bound-parameter limit elsewhere."""
+    if not ids:
+        return
+    if _is_postgresql(session):
+        yield column == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))
+        return
+    for chunk in _chunks(ids):
+        yield column.in_(chunk)
+
+
+# One statement for any number of assignments on PostgreSQL: the rows travel as three arrays.
+_INSERT_UNNEST = text(
+    "INSERT INTO assessment_assignments (case_id, assessor_id, role, state, assigned_at, due_at) "
+    "SELECT c, a, r, :state, :assigned_at, :due_at "
+    "FROM unnest(CAST(:cases AS integer[]), CAST(:assessors AS integer[]), "
+    "CAST(:roles AS varchar[])) AS t(c, a, r)"
+)
+
+
 def _write(
     session: Session, choices: list[Choice], done: list[int], now: datetime, due_at: datetime
 ) -> None:
-    """Insert the assignments (multi-row INSERTs) and mark the staffed cases (UPDATE ... IN)."""
-    if choices:
+    """Insert the assignments and mark the staffed cases, in a handful of statements."""
+    if choices and _is_postgresql(session):
+        session.execute(
+            _INSERT_UNNEST,
+            {
+                "state": ASSIGNED,
+                "assigned_at": now,
+                "due_at": due_at,
+                "cases": [c.case_id for c in choices],
+                "assessors": [c.assessor_id for c in choices],
+                "roles": [c.role for c in choices],
+            },
+        )
+    elif choices:
         session.execute(
             insert(Assignment),
             [
@@ -224,10 +267,10 @@ def _write(
                 for c in choices
             ],
         )
-    for chunk in _chunks(done):
+    for condition in _id_conditions(session, Case.id, done):
         session.execute(
             update(Case)
-            .where(Case.id.in_(chunk))
+            .where(condition)
             .values(staffing_needed=False, status=_staffed_status())
             .execution_options(synchronize_session=False)
         )
@@ -276,17 +319,17 @@ def process_deadlines(
     ).all()
     assignment_ids = [row.id for row in overdue]
     case_ids = sorted({row.case_id for row in overdue})
-    for chunk in _chunks(assignment_ids):
+    for condition in _id_conditions(session, Assignment.id, assignment_ids):
         session.execute(
             update(Assignment)
-            .where(Assignment.id.in_(chunk))
+            .where(condition)
             .values(state=REASSIGNED, ended_at=now)
             .execution_options(synchronize_session=False)
         )
-    for chunk in _chunks(case_ids):
+    for condition in _id_conditions(session, Case.id, case_ids):
         session.execute(
             update(Case)
-            .where(Case.id.in_(chunk))
+            .where(condition)
             .values(staffing_needed=True, status=_waiting_status())
             .execution_options(synchronize_session=False)
         )
@@ -314,7 +357,7 @@ def deadline_work(session: Session, settings: Settings, now: datetime | None = N
         now, settings.assessment_reminder_business_days
     )
     waiting = session.scalar(
-        select(func.count()).select_from(Case).where(Case.staffing_needed.is_(True))
+        select(func.count()).select_from(Case).where(Case.staffing_needed)
     )
     due = session.scalar(
         select(func.count())

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -71,74 +72,68 @@ def _metadata_stripper() -> Callable[..., Any] | None:
 
 
 # -- text ----------------------------------------------------------------------------------------
+# The snapshot as evidence.service writes it (format 1): answers {part: {prompt_key: text}},
+# links {requirement_key: [{"url", "title"}]}, collaboration {"collaborative", "how"}, files,
+# plan, title. Only those fields are read; anything else in it never reaches a case.
 def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        value = value.get("text", value.get("answer", ""))
     return value if isinstance(value, str) else ""
 
 
-def _answer_map(snapshot: dict) -> dict[str, str]:
-    """prompt key -> answer, from the shapes a snapshot may use: {key: text},
-    {part: {key: text}} or [{"prompt_key"|"key": ..., "text": ...}]."""
-    raw = snapshot.get("answers") or {}
-    found: dict[str, str] = {}
-    if isinstance(raw, list):
-        for item in raw:
-            if isinstance(item, dict):
-                key = item.get("prompt_key") or item.get("key")
-                if isinstance(key, str):
-                    found[key] = _text(item)
-        return found
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            if isinstance(value, dict) and "text" not in value and "answer" not in value:
-                found.update({k: _text(v) for k, v in value.items()})
-            else:
-                found[key] = _text(value)
+def _answer_map(snapshot: dict) -> dict[tuple[str, str], str]:
+    """(part, prompt key) -> answer."""
+    found: dict[tuple[str, str], str] = {}
+    raw = snapshot.get("answers")
+    for part, texts in (raw if isinstance(raw, dict) else {}).items():
+        if isinstance(texts, dict):
+            found.update({(part, key): _text(text) for key, text in texts.items()})
     return found
 
 
 def _links(snapshot: dict) -> list[dict]:
-    raw = snapshot.get("links") or []
-    if isinstance(raw, dict):
-        raw = [{"requirement_key": key, "url": url} for key, url in raw.items()]
+    """Web links only (http, https): never javascript:, file: and the like."""
+    raw = snapshot.get("links")
     links = []
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, str):
-            item = {"url": item}
-        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-            continue
-        requirement = item.get("requirement_key") or item.get("requirement") or ""
-        links.append(
-            {
-                "requirement_key": str(requirement),
-                "url": item["url"],
-                "title": _text(item.get("title") or ""),
-            }
-        )
+    for requirement, listed in (raw if isinstance(raw, dict) else {}).items():
+        for item in listed if isinstance(listed, list) else []:
+            url = item.get("url") if isinstance(item, dict) else item
+            if not isinstance(url, str):
+                continue
+            if urlsplit(url.strip()).scheme.lower() not in ("http", "https"):
+                continue
+            title = item.get("title") if isinstance(item, dict) else ""
+            links.append(
+                {"requirement_key": str(requirement), "url": url.strip(), "title": _text(title)}
+            )
     return links
+
+
+def _collaboration(snapshot: dict) -> str:
+    """How the learner collaborated, in their words ("" when they worked alone)."""
+    raw = snapshot.get("collaboration")
+    if not isinstance(raw, dict) or not raw.get("collaborative"):
+        return ""
+    return _text(raw.get("how"))
 
 
 def blind_answers(snapshot: dict, version: MicroCredentialVersion) -> dict:
     """The learner's words an assessor reads, in the order of the version's prompts."""
-    answers = _answer_map(snapshot or {})
-    ordered = []
-    for part in version.parts:
-        for prompt in part.prompts:
-            if prompt.key in answers:
-                ordered.append(
-                    {
-                        "part": part.kind,
-                        "prompt_key": prompt.key,
-                        "prompt": prompt.text,
-                        "text": answers[prompt.key],
-                    }
-                )
-    collaboration = snapshot.get("collaboration", snapshot.get("collaboration_statement", ""))
+    snapshot = snapshot if isinstance(snapshot, dict) else {}
+    answers = _answer_map(snapshot)
+    ordered = [
+        {
+            "part": part.kind,
+            "prompt_key": prompt.key,
+            "prompt": prompt.text,
+            "text": answers[(part.kind, prompt.key)],
+        }
+        for part in version.parts
+        for prompt in part.prompts
+        if answers.get((part.kind, prompt.key))
+    ]
     return {
         "answers": ordered,
-        "links": _links(snapshot or {}),
-        "collaboration": _text(collaboration),
+        "links": _links(snapshot),
+        "collaboration": _collaboration(snapshot),
     }
 
 

@@ -106,7 +106,7 @@ def oversight(session: Session, settings: Settings, now: datetime | None = None)
     titled = select(Case, MicroCredentialVersion.title).join(
         MicroCredentialVersion, MicroCredentialVersion.id == Case.version_id
     )
-    waiting_filter = Case.staffing_needed.is_(True)
+    waiting_filter = Case.staffing_needed
     risk_filter = (Case.status.in_(OPEN_CASE_STATUSES), Case.decision_due_at <= horizon)
     waiting = session.execute(
         titled.where(waiting_filter).order_by(Case.id).limit(LIST_LIMIT)

@@ -27,6 +27,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lti_tool.accounts.models import Account
 from lti_tool.assessment.assignment import assign_waiting
 from lti_tool.assessment.models import (
     ADJUDICATED,
@@ -192,6 +193,28 @@ def assessor_for_account(session: Session, account_id: int) -> Assessor | None:
     return session.scalar(select(Assessor).where(Assessor.account_id == account_id))
 
 
+def assessor_of_organisation(session: Session, organisation_id: int, email: str) -> Assessor | None:
+    """The assessor with this e-mail among an organisation's (None: not one of theirs), for
+    the API, where an organisation's token acts for its own assessors only."""
+    return session.scalar(
+        select(Assessor)
+        .join(Account, Account.id == Assessor.account_id)
+        .where(Account.organisation_id == organisation_id, Account.email == email.strip().lower())
+    )
+
+
+def assessors_of_organisation(session: Session, organisation_id: int) -> list[Assessor]:
+    """Every assessor of an organisation, by id."""
+    return list(
+        session.scalars(
+            select(Assessor)
+            .join(Account, Account.id == Assessor.account_id)
+            .where(Account.organisation_id == organisation_id)
+            .order_by(Assessor.id)
+        )
+    )
+
+
 def _context(session: Session, assessor: Assessor, code: str, lock: bool = False) -> _Context:
     query = (
         select(Assignment, Case)
@@ -247,6 +270,12 @@ def _own_marks(session: Session, assignment: Assignment) -> dict[tuple[str, str]
     return {(m.part_kind, m.criterion_key): m for m in review.marks}
 
 
+def _belongs(requirement_key: str, part: str, in_part: set[str], known: dict) -> bool:
+    """Whether a file or link shows under this part: its requirement's part, or the artifacts
+    part when its requirement is not in the rubric's version (nothing is hidden)."""
+    return requirement_key in in_part or (part == "artifacts" and requirement_key not in known)
+
+
 def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
     """One case as its assessor sees it: rubric beside the blind evidence, their own marks."""
     context = _context(session, assessor, code)
@@ -297,7 +326,7 @@ def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
                         metadata_removed=f.metadata_removed,
                     )
                     for f in case.files
-                    if f.requirement_key in requirement_keys
+                    if _belongs(f.requirement_key, part.kind, requirement_keys, requirement_titles)
                 ],
                 links=[
                     LinkView(
@@ -306,10 +335,11 @@ def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
                         requirement=requirement_titles.get(link.get("requirement_key", ""), ""),
                     )
                     for link in answers.get("links", [])
-                    if link.get("requirement_key") in requirement_keys
-                    or (
-                        part.kind == "artifacts"
-                        and link.get("requirement_key") not in requirement_titles
+                    if _belongs(
+                        link.get("requirement_key", ""),
+                        part.kind,
+                        requirement_keys,
+                        requirement_titles,
                     )
                 ],
                 criteria=criteria,

@@ -14,9 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, send_file, url_for
-from sqlalchemy import select
-
-from lti_tool.accounts.models import Account, Organisation
+from lti_tool.accounts.models import Organisation
 from lti_tool.accounts.service import organisation_of_token
 from lti_tool.assessment import service as assessment
 from lti_tool.assessment.models import Assessor
@@ -87,14 +85,7 @@ def _organisation() -> Organisation:
 
 
 def _own_assessors() -> list[Assessor]:
-    return list(
-        db().scalars(
-            select(Assessor)
-            .join(Account, Account.id == Assessor.account_id)
-            .where(Account.organisation_id == _organisation().id)
-            .order_by(Assessor.id)
-        )
-    )
+    return assessment.assessors_of_organisation(db(), _organisation().id)
 
 
 def _own_assessor(assessor_id: int) -> Assessor:

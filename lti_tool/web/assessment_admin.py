@@ -15,10 +15,11 @@ from lti_tool import jobs
 from lti_tool.assessment import assessors as pool
 from lti_tool.assessment.models import Assessor
 from lti_tool.assessment.oversight import oversight
+from lti_tool.roster.models import ADMINISTRATOR
 from lti_tool.web import db, services
 from lti_tool.web.accounts import admin_required, current_account
 from lti_tool.web.csrf import check_csrf
-from lti_tool.web.identity import TOKEN_PARAM
+from lti_tool.web.identity import TOKEN_PARAM, token_of
 
 blueprint = Blueprint("assessment_admin", __name__, url_prefix="/admin")
 
@@ -128,3 +129,18 @@ def assessment_page():
         at_risk_days=services().settings.assessment_at_risk_business_days,
         token_args=_token_args(),
     )
+
+
+@blueprint.app_context_processor
+def _assessment_admin_links() -> dict:
+    def assessment_admin_urls(identity) -> dict[str, str] | None:
+        """Links of the LMS administrator's landing page to these pages (with the lt token)."""
+        if identity is None or identity.role != ADMINISTRATOR:
+            return None
+        args = {TOKEN_PARAM: token_of(identity)}
+        return {
+            "assessors": url_for("assessment_admin.assessors_page", **args),
+            "assessment": url_for("assessment_admin.assessment_page", **args),
+        }
+
+    return {"assessment_admin_urls": assessment_admin_urls}

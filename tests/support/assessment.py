@@ -124,15 +124,25 @@ def submit_attempt(
             micro_credential_id=credential.id,
             version_id=version.id,
             number=number,
-            snapshot={
+            snapshot={  # as evidence.service writes it
+                "format": 1,
+                "title": version.title,
                 "answers": {
-                    "setting": "A class of 28 in year 8 mathematics, fractions unit.",
-                    "current-practice": "Thumbs up at the end of each lesson.",
-                    "impact": "Fewer students needed the re-teaching group each week.",
+                    "overview": {
+                        "setting": "A class of 28 in year 8 mathematics, fractions unit.",
+                        "current-practice": "Thumbs up at the end of each lesson.",
+                    },
+                    "reflection": {
+                        "impact": "Fewer students needed the re-teaching group each week.",
+                    },
                 },
-                "links": [{"requirement_key": "tickets", "url": "https://video.example/v/123"}],
-                "collaboration": "I planned the tickets with a colleague and wrote my own.",
-                "learner_name": learner.name,  # never copied: only whitelisted fields are
+                "links": {"tickets": [{"url": "https://video.example/v/123", "title": "Day 2"}]},
+                "collaboration": {
+                    "collaborative": True,
+                    "how": "I planned the tickets with a colleague and wrote my own.",
+                },
+                "files": [{"requirement_key": "tickets", "name": learner.original_file_name}],
+                "learner_name": learner.name,  # never copied: only the fields above are read
             },
             submitted_at=now,
             decision_due_at=now + timedelta(days=20),

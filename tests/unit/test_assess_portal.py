@@ -219,3 +219,47 @@ def test_the_admin_sees_waiting_and_at_risk_cases(client, services, portal, cli)
     waiting_part, risk_part = text.split('id="risk-heading"')
     assert waiting_code in waiting_part
     assert portal["code"] in risk_part and waiting_code not in risk_part
+
+
+def lms_token(app, role: str) -> str:
+    from dataclasses import asdict
+
+    from lti_tool.web.identity import Identity, _serializer
+
+    identity = Identity(
+        platform_id=1,
+        user_id=None,
+        course_id=None,
+        resource_link_id=None,
+        role=role,
+        launch_id="launch-1",
+        message_type="LtiResourceLinkRequest",
+    )
+    with app.test_request_context():
+        return _serializer().dumps(asdict(identity))
+
+
+def test_an_lms_administrator_uses_the_pages_with_the_lt_token_inside_the_iframe(
+    app, client, portal
+):
+    token = lms_token(app, "administrator")
+    home = client.get(f"/home?lt={token}").get_data(as_text=True)
+    assert "/admin/assessors?lt=" in home
+    assert client.get(f"/admin/assessors?lt={token}").status_code == 200
+    added = client.post(
+        "/admin/assessors",
+        data={
+            "lt": token,
+            "email": "eve@inst-e.example",
+            "name": "Eve",
+            "institution": "E",
+            "capacity": "2",
+            "certify": "exit-tickets",
+        },
+    )
+    assert added.status_code == 302
+    assert "lt=" in added.headers["Location"]
+    learner = lms_token(app, "learner")
+    assert client.get(f"/admin/assessors?lt={learner}").status_code == 403
+    refused = client.post("/admin/assessors", data={"lt": learner, "email": "x@y.example"})
+    assert refused.status_code == 403

@@ -91,6 +91,7 @@ def test_a_submission_becomes_a_blind_case_with_two_different_assessors(
     ]
     assert "learner_name" not in str(case.answers)
     assert case.answers["links"][0]["url"] == "https://video.example/v/123"
+    assert case.answers["collaboration"].startswith("I planned the tickets")
     assert [f.neutral_name for f in case.files] == ["tickets-1.pdf"]
     assert case.files[0].metadata_removed is True
     assert len(case.code) == 9 and case.code[4] == "-"
@@ -349,3 +350,22 @@ def test_a_file_that_cannot_be_cleaned_is_copied_and_flagged_not_clean(
     assert case.files[0].metadata_removed is False  # never claimed clean
     with services.storage.open(case.files[0].storage_key) as handle:
         assert handle.read() == unreadable
+
+
+def test_only_web_links_reach_the_assessor():
+    from lti_tool.assessment.cases import _links
+
+    snapshot = {
+        "links": {
+            "tickets": [
+                {"url": "https://video.example/v/1", "title": "Day 1"},
+                {"url": "javascript:alert(document.cookie)", "title": "x"},
+                {"url": "file:///etc/passwd", "title": "y"},
+            ],
+            "sorting": [{"url": "http://plain.example/page", "title": ""}],
+        }
+    }
+    assert [(link["requirement_key"], link["url"]) for link in _links(snapshot)] == [
+        ("tickets", "https://video.example/v/1"),
+        ("sorting", "http://plain.example/page"),
+    ]
