@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request, send_file, url_for
+
 from lti_tool.accounts.models import Organisation
 from lti_tool.accounts.service import organisation_of_token
 from lti_tool.assessment import service as assessment
