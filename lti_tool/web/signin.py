@@ -124,7 +124,7 @@ def login():
         body, status = _login_page(
             429,
             f"Too many failed sign-in attempts for {what}. Try again in {lockout.minutes} "
-            "minute(s), or ask the administrator to set a new password.",
+            "minute(s).",
             email,
             next_path,
         )
