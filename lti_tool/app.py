@@ -81,8 +81,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from lti_tool.web.assess import blueprint as assess_blueprint
     from lti_tool.web.assessment_admin import blueprint as assessment_admin_blueprint
     from lti_tool.web.assessment_stats import blueprint as assessment_stats_blueprint
+    from lti_tool.web.badges import blueprint as badges_blueprint
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
+    from lti_tool.web.grades import blueprint as grades_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
     from lti_tool.web.progress import blueprint as progress_blueprint
     from lti_tool.web.signin import blueprint as signin_blueprint
@@ -95,6 +97,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(signin_blueprint)
     app.register_blueprint(api_blueprint)
     app.register_blueprint(assessment_stats_blueprint)
+    app.register_blueprint(grades_blueprint)
+    app.register_blueprint(badges_blueprint)
     app.register_blueprint(assess_blueprint)
     app.register_blueprint(assessment_admin_blueprint)
     csrf.init_app(app)

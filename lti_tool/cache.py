@@ -34,6 +34,13 @@ class Cache(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
+        """Set several (key, value, ttl) at once: one round trip to Redis (a login writes its
+        nonce and its state together)."""
+
+    def pop_many(self, keys: list[str]) -> list[Any]:
+        """pop() each key (each atomically) in one round trip to Redis; values in key order."""
+
 
 class CacheEntry(Base):
     __tablename__ = "cache_entries"
@@ -64,6 +71,18 @@ class RedisCache:
 
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)
+
+    def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
+        pipeline = self.client.pipeline(transaction=False)
+        for key, value, ttl in entries:
+            pipeline.set(self.prefix + key, json.dumps(value), ex=ttl)
+        pipeline.execute()
+
+    def pop_many(self, keys: list[str]) -> list[Any]:
+        pipeline = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.getdel(self.prefix + key)
+        return [None if raw is None else json.loads(raw) for raw in pipeline.execute()]
 
 
 class DatabaseCache:
@@ -132,6 +151,13 @@ class DatabaseCache:
         with self.session_factory() as session:
             session.execute(delete(CacheEntry).where(CacheEntry.key == key))
             session.commit()
+
+    def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
+        for key, value, ttl in entries:
+            self.set(key, value, ttl)
+
+    def pop_many(self, keys: list[str]) -> list[Any]:
+        return [self.pop(key) for key in keys]
 
     def keys(self) -> list[str]:
         with self.session_factory() as session:

@@ -1,5 +1,5 @@
-"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys, catalog, assessor,
-admin, account, api-token.
+"""The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys, catalog, badge,
+assessor, admin, account, api-token.
 
 Every command exits non-zero with a one-line reason on bad input.
 """
@@ -384,6 +384,30 @@ def catalog_export(file: str) -> None:
         f"exported {stacks} stack{'s' if stacks != 1 else ''} and {credentials} "
         f"micro-credential{'s' if credentials != 1 else ''} to {file}"
     )
+
+
+# -- badges --------------------------------------------------------------------------------
+@main.group()
+def badge() -> None:
+    """Issued Open Badges."""
+
+
+@badge.command("revoke")
+@click.argument("badge_id")
+@click.option("--reason", required=True, help="Why (shown on the badge's public page).")
+@click.option("--by", default="administrator (lti-tool)", show_default=True,
+              help="Who revokes it (recorded).")  # fmt: skip
+def badge_revoke(badge_id: str, reason: str, by: str) -> None:
+    """Revoke a badge: its status list bit is set and its page shows it revoked."""
+    from lti_tool.credentials import service as badges
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            badges.revoke(session, services.settings, badge_id.strip(), reason, by)
+    except (LookupError, badges.BadgeError) as exc:
+        _fail(str(exc).strip("'\""))
+    click.echo(f"revoked badge {badge_id.strip()}: {' '.join(reason.split())}")
 
 
 # -- assessors -----------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Engine, MetaData, bindparam, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -61,7 +63,36 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused for longer than this is checked (a round trip) before it is handed
+# out; one returned a moment ago is not (seconds).
+PING_AFTER_IDLE = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pool pre-ping, but only for connections that sat idle: the way a pooled connection dies
+    (a database restart, an idle timeout, a dropped TCP session) leaves it idle, and a request
+    must never fail on one. A connection busy a moment ago skips the ping: under load that is
+    one round trip less per request (pool_pre_ping pings every checkout)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is not None and time.monotonic() - checked_in_at < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool drops this connection and hands out a fresh one.
+            raise DisconnectionError("stale pooled connection") from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -88,7 +119,9 @@ def import_all_models() -> None:
     from lti_tool.accounts import models as _accounts  # noqa: F401
     from lti_tool.assessment import models as _assessment  # noqa: F401
     from lti_tool.catalog import models as _catalog  # noqa: F401
+    from lti_tool.credentials import models as _credentials  # noqa: F401
     from lti_tool.evidence import models as _evidence  # noqa: F401
+    from lti_tool.gradebook import models as _gradebook  # noqa: F401
     from lti_tool.lti import models as _lti  # noqa: F401
     from lti_tool.outbox import models as _outbox  # noqa: F401
     from lti_tool.progress import models as _progress  # noqa: F401

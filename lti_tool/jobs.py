@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from lti_tool.services import Services
@@ -141,6 +142,76 @@ def sweep_line_items(services: Services) -> int:
 
 
 SWEEPERS.append(sweep_line_items)
+
+
+# -- grades (lti_tool/gradebook) ----------------------------------------------------------------
+# Set while a deliver_scores job waits in the queue: events then add no second one.
+SCORE_DELIVERY_QUEUED = "gradebook:delivery-queued"
+SCORE_DELIVERY_TIMEOUT = 3600
+
+
+def deliver_scores() -> dict:
+    """Post every due score row to its platform (AGS), then schedule the next due retry."""
+    from lti_tool.gradebook.delivery import deliver_due
+
+    services = worker_services()
+    services.cache.delete(SCORE_DELIVERY_QUEUED)
+    run = deliver_due(services)
+    schedule_score_delivery(services, run.next_due)
+    return run.to_dict()
+
+
+def request_score_delivery(services: Services) -> None:
+    """Start a delivery of the due scores (one queued job at most; in-process: right now)."""
+    if services.redis is not None and not services.cache.add(SCORE_DELIVERY_QUEUED, True, 600):
+        return
+    enqueue(services, deliver_scores, job_timeout=SCORE_DELIVERY_TIMEOUT)
+
+
+def schedule_score_delivery(services: Services, when: datetime | None) -> None:
+    """A deliver_scores job at `when` (RQ's scheduler, run by every worker); one per second.
+    In-process (no Redis) there is no scheduler: the next event or `lti-tool sweep` does it."""
+    if when is None or services.redis is None:
+        return
+    from rq import Queue
+
+    Queue(QUEUE_NAME, connection=services.redis).enqueue_at(
+        when,
+        deliver_scores,
+        job_id=f"deliver-scores-at-{int(when.timestamp())}",
+        job_timeout=SCORE_DELIVERY_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+
+
+def sweep_scores(services: Services) -> int:
+    """Enqueue deliver_scores when score rows are due (or schedule it for the next one)."""
+    from lti_tool.gradebook.delivery import due_count, next_due
+
+    with services.session_factory() as session:
+        due = due_count(session)
+        later = next_due(session)
+    if due:
+        enqueue(services, deliver_scores, job_timeout=SCORE_DELIVERY_TIMEOUT)
+    else:
+        schedule_score_delivery(services, later)
+    return due
+
+
+SWEEPERS.append(sweep_scores)
+
+
+def retry_failed_scores(services: Services) -> int:
+    """Failed score rows back to pending; how many."""
+    from lti_tool.db import transaction
+    from lti_tool.gradebook.delivery import retry_failed
+
+    with transaction(services.session_factory) as session:
+        return retry_failed(session)
+
+
+RETRIERS.append(retry_failed_scores)
 
 
 # -- assessment --------------------------------------------------------------------------------

@@ -53,6 +53,18 @@ class Settings:
     # The demo LMS's own URL (empty: the tool's). Another host name for the same server puts
     # the LMS on another site, so the demo's iframe is cross-site like a real LMS's.
     demo_lms_url: str = ""
+    # Grades (lti_tool/gradebook): the score of a "revise" decision out of 100 (empty: none,
+    # gradingProgress Pending); delivery threads per job; tries before a score is marked failed;
+    # first retry delay (doubling, with jitter); HTTP read timeout of one post; how long a
+    # delivery claims its scores (a killed worker's scores are taken again after it).
+    grade_revise_score: str = ""
+    grade_delivery_threads: int = 8
+    grade_max_attempts: int = 10
+    grade_retry_base_seconds: int = 30
+    grade_http_timeout_seconds: int = 30
+    grade_delivery_lease_seconds: int = 120
+    # Open Badges: days a badge stays valid after it is awarded (validUntil); 0: no expiry.
+    badge_valid_days: int = 0
     # Assessment turnaround (lti_tool/business_days.py): the decision is due this many business
     # days after submission; holidays of the country (ISO code, optional subdivision) and the
     # extra closing days (comma-separated YYYY-MM-DD) are not business days.

@@ -54,10 +54,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return (
-            f"{self.file}: {self.path}: {self.message}"
-            if self.path
-            else (f"{self.file}: {self.message}")
+        return f"{self.file}: {self.path}: {self.message}" if self.path else (
+            f"{self.file}: {self.message}"
         )
 
 
@@ -254,7 +252,9 @@ class _Checker:
             self.problem(where, f"must be a key (a text, got {_kind(value)})")
             return ""
         if not KEY_PATTERN.match(value):
-            self.problem(where, f"must be lower-case letters, digits and hyphens (got {value!r})")
+            self.problem(
+                where, f"must be lower-case letters, digits and hyphens (got {value!r})"
+            )
         elif len(value) > KEY_LENGTH:
             self.problem(where, f"too long ({len(value)} characters, at most {KEY_LENGTH})")
         # Even a bad key is kept: references to it are then not reported as unknown too.
@@ -276,10 +276,8 @@ class _Checker:
         where = _join(path, name)
         if value is None:
             return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value
         ):
             self.problem(where, f"must be a number (got {_kind(value)})")
             return None
@@ -455,7 +453,9 @@ def _issuer(check: _Checker, value: Any, path: str) -> IssuerSpec | None:
     )
 
 
-def _stack(check: _Checker, value: Any, path: str, document: CatalogDocument) -> StackSpec | None:
+def _stack(
+    check: _Checker, value: Any, path: str, document: CatalogDocument
+) -> StackSpec | None:
     m = check.mapping(
         value,
         path,
@@ -803,13 +803,10 @@ def _represent_str(dumper: yaml.SafeDumper, value: str):
 
 
 def _represent_list(dumper: yaml.SafeDumper, value: list):
-    short = (
-        all(
-            isinstance(v, int | float | bool) or (isinstance(v, str) and "\n" not in v)
-            for v in value
-        )
-        and sum(len(str(v)) + 2 for v in value) <= 60
-    )
+    short = all(
+        isinstance(v, int | float | bool) or (isinstance(v, str) and "\n" not in v)
+        for v in value
+    ) and sum(len(str(v)) + 2 for v in value) <= 60
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=short)
 
 

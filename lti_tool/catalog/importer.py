@@ -444,7 +444,8 @@ def version_content(version: MicroCredentialVersion) -> dict[str, Any]:
         "method_components": list(version.method_components),
         "research": [{"citation": r["citation"], "url": r.get("url")} for r in version.research],
         "resources": [
-            {"title": r["title"], "url": r.get("url"), "kind": r["kind"]} for r in version.resources
+            {"title": r["title"], "url": r.get("url"), "kind": r["kind"]}
+            for r in version.resources
         ],
         "estimated_hours": _maybe_number(version.estimated_hours),
         "fee": _maybe_number(round(version.fee, 2) if version.fee is not None else None),

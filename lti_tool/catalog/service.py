@@ -192,7 +192,8 @@ def _summaries(session: Session, ids: Iterable[int]) -> dict[int, CredentialSumm
     ).all()
     stacks = _stack_keys(session, ids)
     return {
-        v.micro_credential_id: _summary(v, stacks.get(v.micro_credential_id, ())) for v in versions
+        v.micro_credential_id: _summary(v, stacks.get(v.micro_credential_id, ()))
+        for v in versions
     }
 
 

@@ -1,6 +1,8 @@
 """The demo LMS's own memory, a JSON file in the instance folder: the links instructors added to
-the course through Deep Linking, the deep-linking requests it is waiting on, and the response
-nonces it has seen. A real LMS keeps these in its database; the tool never reads this file.
+the course through Deep Linking, the deep-linking requests it is waiting on, the response
+nonces it has seen, and its gradebook (access tokens it gave the tool, line items the tool
+created, results per line item and learner). A real LMS keeps these in its database; the tool
+never reads this file.
 
 Every change is a read-modify-write under an exclusive lock (the dev server is threaded, and
 gunicorn may run several processes), written to a temporary file and renamed into place.
@@ -30,7 +32,14 @@ def _path(settings: Settings) -> Path:
 
 
 def _empty() -> dict[str, Any]:
-    return {"links": [], "deep_link_requests": {}, "seen_nonces": {}}
+    return {
+        "links": [],
+        "deep_link_requests": {},
+        "seen_nonces": {},
+        "access_tokens": {},
+        "line_items": {},
+        "results": {},
+    }
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -55,6 +64,9 @@ def _changing(settings: Settings) -> Iterator[dict[str, Any]]:
                 k: v for k, v in state["deep_link_requests"].items() if v["expires"] > now
             }
             state["seen_nonces"] = {k: v for k, v in state["seen_nonces"].items() if v > now}
+            state["access_tokens"] = {
+                k: v for k, v in state["access_tokens"].items() if v["expires"] > now
+            }
             yield state
             temporary = path.with_suffix(".tmp")
             temporary.write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -100,3 +112,42 @@ def first_use_of_nonce(settings: Settings, nonce: str, expires: float) -> bool:
             return False
         state["seen_nonces"][nonce] = max(expires, time.time() + 60)
         return True
+
+
+# -- the gradebook (demo_lms/gradebook.py) ------------------------------------------------------
+def add_access_token(settings: Settings, token: str, scopes: list[str], expires: float) -> None:
+    with _changing(settings) as state:
+        state["access_tokens"][token] = {"scopes": scopes, "expires": expires}
+
+
+def token_grants(settings: Settings, token: str, scope: str) -> bool:
+    held = _read(_path(settings))["access_tokens"].get(token)
+    return bool(held and held["expires"] > time.time() and scope in held["scopes"])
+
+
+def add_line_item(settings: Settings, item_id: str, fields: dict[str, Any]) -> None:
+    with _changing(settings) as state:
+        state["line_items"][item_id] = fields
+
+
+def created_line_items(settings: Settings) -> dict[str, dict[str, Any]]:
+    return dict(_read(_path(settings))["line_items"])
+
+
+def put_result(settings: Settings, item_id: str, user_id: str, result: dict[str, Any]) -> bool:
+    """Keep a result unless the one held is as new or newer (then False)."""
+    from datetime import datetime
+
+    with _changing(settings) as state:
+        held = state["results"].setdefault(item_id, {}).get(user_id)
+        if held and datetime.fromisoformat(held["timestamp"]) >= datetime.fromisoformat(
+            result["timestamp"]
+        ):
+            return False
+        state["results"][item_id][user_id] = result
+        return True
+
+
+def results(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
+    """Results per line item id and learner (userId)."""
+    return dict(_read(_path(settings))["results"])

@@ -10,12 +10,13 @@ origin, so that a launch inside its iframe works where the browser blocks the to
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
 
-from lti_tool.demo_lms import setup, store
+from lti_tool.demo_lms import gradebook, setup, store
 from lti_tool.demo_lms.platform import CLAIM
 from lti_tool.demo_lms.returns import DeepLinkReturnError, accept_deep_link_response
 from lti_tool.web import services
@@ -146,8 +147,9 @@ def auth():
         }
     else:
         # Like every LMS, the link's custom parameters (from its content item) go in the
-        # custom claim of each launch.
+        # custom claim of each launch, with the AGS endpoints of its gradebook column.
         extra[CLAIM + "custom"] = dict(link.get("custom") or {})
+        extra[gradebook.AGS_CLAIM] = gradebook.ags_claim(settings, link)
     claims = signer.launch_claims(
         nonce=params["nonce"],
         sub=f"demo-user-{demo_person.key}",
@@ -195,4 +197,57 @@ def deep_link_return():
         error=None,
         reason=None,
         course_url=setup.lms(settings, "/demo/"),
+    )
+
+
+# -- the gradebook: AGS as the platform serves it, and a page that shows it ---------------------
+def _ags_error(exc: gradebook.AgsError) -> Response:
+    body = {"error": exc.error, "error_description": exc.message}
+    return Response(json.dumps(body), status=exc.status, mimetype="application/json")
+
+
+@blueprint.route("/token", methods=["POST"])
+def token():
+    """OAuth 2 token endpoint of the LTI Advantage services (client_credentials, JWT)."""
+    try:
+        return jsonify(gradebook.issue_token(services().settings, request.form.to_dict()))
+    except gradebook.AgsError as exc:
+        return _ags_error(exc)
+
+
+@blueprint.route("/ags/lineitems", methods=["GET", "POST"])
+def line_items():
+    settings = services().settings
+    try:
+        gradebook.check_token(
+            settings, request.headers.get("Authorization", ""), gradebook.LINEITEM_SCOPE
+        )
+        if request.method == "POST":
+            item = gradebook.create_line_item(settings, request.get_json(silent=True))
+            return Response(json.dumps(item), status=201, mimetype=gradebook.LINEITEM_MEDIA_TYPE)
+        return Response(
+            json.dumps(gradebook.line_items(settings)), mimetype=gradebook.CONTAINER_MEDIA_TYPE
+        )
+    except gradebook.AgsError as exc:
+        return _ags_error(exc)
+
+
+@blueprint.route("/ags/lineitems/<item_id>/scores", methods=["POST"])
+def scores(item_id: str):
+    settings = services().settings
+    try:
+        gradebook.check_token(
+            settings, request.headers.get("Authorization", ""), gradebook.SCORE_SCOPE
+        )
+        gradebook.record_score(settings, item_id, request.get_json(silent=True, force=True))
+    except gradebook.AgsError as exc:
+        return _ags_error(exc)
+    return Response(status=204)
+
+
+@blueprint.route("/gradebook")
+def gradebook_page():
+    """The course's gradebook: each learner's score, progress and comment per column."""
+    return render_template(
+        "demo/gradebook.html", course=setup.COURSE, **gradebook.gradebook(services().settings)
     )

@@ -14,22 +14,29 @@ the file's bytes (never the file name).
 - A file that cannot be read raises `CorruptDocument` or `EncryptedDocument` (both
   `DocumentError`, with a `message` for the learner), never another exception.
 
-Large files are never read whole: PDFs go through qpdf (pikepdf) which reads streams as it
-writes; Office files are rewritten member by member; JPEG/PNG/WebP are copied segment by
-segment without re-encoding; audio and video are copied (sendfile) and their tags removed in
-place: MP3/Ogg/FLAC with mutagen; MP4/M4A/MOV metadata boxes and WAV/WebP metadata chunks are
-turned into padding of the same size ("free"/"JUNK"), so no byte offset in the file moves.
+Large files are never read whole: PDFs go through qpdf (pikepdf), which copies streams as
+they are, holding one stream at a time; Office files are rewritten member by member (only the
+small XML parts that can name people are parsed); JPEG/PNG/GIF are copied segment by segment
+without re-encoding; audio, video and WebP are copied (sendfile) and cleaned in place:
+MP3/Ogg/FLAC tags with mutagen; MP4/M4A/MOV metadata boxes, WAV/WebP metadata chunks and WebM
+tags/title/track names/attachments/chapters become padding of the same size ("free", "JUNK",
+EBML Void), so no byte offset in the file moves and the media data is untouched.
+
+What is not read: text inside pictures and recordings, and the content of files embedded in
+documents (a PDF attachment, an object inside a Word file); `DocumentText.notes` says so.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
@@ -43,6 +50,7 @@ NEUTRAL_NAME = "Anonymous"  # what author fields of a blind copy say instead of 
 NEUTRAL_INITIALS = "A"
 MAX_BODY_CHARS = 20_000_000  # text kept from one file (a check needs words, not megabytes)
 MAX_XML_PART = 256 * 1024 * 1024  # uncompressed size of one Office XML part we agree to parse
+MAX_PACKAGE = 4 * 1024**3  # uncompressed size of a whole Office file (a ZIP bomb is refused)
 COPY_BLOCK = 1024 * 1024
 
 PDF = "application/pdf"
@@ -146,6 +154,8 @@ def strip_metadata(src_path: str | Path, dst_path: str | Path, media_type: str) 
     cannot be read.
     """
     src, dst = Path(src_path), Path(dst_path)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError("strip_metadata writes a copy: dst must not be src")
     handler = _handler(media_type)
 
     def run() -> StripReport:
@@ -334,6 +344,15 @@ def _pdf_extract(path: Path, media_type: str, body: bool) -> DocumentText:
         root = reader.trailer["/Root"]
         if "/Metadata" in root:
             doc.metadata.extend(xmp_fields(root["/Metadata"].get_object().get_data()))
+        try:
+            attached = list(reader.attachments)  # names only: the content is not loaded
+        except Exception as exc:  # a broken name tree must not hide the rest of the file
+            attached = ["(unreadable list of attached files)"]
+            log.info("PDF attachments unreadable: %r", exc)
+        for name in attached:
+            # An attached file keeps its own metadata: listed, so a copy is never called clean
+            # while it carries one.
+            doc.metadata.append(MetadataField("attached file (not cleaned)", name))
         text = _Text(doc)
         for number, page in enumerate(reader.pages, start=1):
             place = f"page {number}"
@@ -414,7 +433,10 @@ _PEOPLE_PARTS = (
     "meta.xml",
     "content.xml",
     "styles.xml",
+    "*.rels",  # links to local files: "file:///C:/Users/alovelace/..."
 )
+_EMBEDDED = {".docx": DOCX, ".xlsx": XLSX, ".pptx": PPTX}  # packages inside packages
+MAX_NESTING = 3
 _META_PARTS = ("docProps/core.xml", "docProps/app.xml", "meta.xml")
 # Elements of the metadata parts: replaced by the neutral name, or removed.
 _NEUTRAL_ELEMENTS = {
@@ -452,6 +474,17 @@ def _attribute_place(element_name: str, attribute: str) -> str | None:
     return None
 
 
+def _relationship_place(element: Any) -> str | None:
+    target = element.get("Target", "")
+    if element.get("TargetMode") == "External" and _LOCAL_PATH.match(target):
+        return "linked file path"
+    return None
+
+
+def _file_name(path: str) -> str:
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or "file"
+
+
 class _Edit:
     """One identifying value in an XML part, and how the blind copy neutralises it."""
 
@@ -474,11 +507,16 @@ def _edits(root: Any, part: str) -> Iterator[_Edit]:
             continue
         name = _local(element.tag)
         for attribute, value in list(element.attrib.items()):
-            place = _attribute_place(name, _local(attribute))
+            if name == "Relationship":
+                place = _relationship_place(element) if attribute == "Target" else None
+            else:
+                place = _attribute_place(name, _local(attribute))
             if place is None or not value.strip():
                 continue
             if name == "absPath":
                 yield _Edit(place, value, _remover(element))
+            elif name == "Relationship":
+                yield _Edit(place, value, _setter_to(element, attribute, _file_name(value)))
             else:
                 yield _Edit(place, value, _setter(element, attribute, _local(attribute)))
         text = (element.text or "").strip()
@@ -514,7 +552,11 @@ def _odf_creator_place(parent: str) -> str:
 
 
 def _setter(element: Any, attribute: str, local: str) -> Callable[[], None]:
-    return lambda: element.set(attribute, _neutral_value(local))
+    return _setter_to(element, attribute, _neutral_value(local))
+
+
+def _setter_to(element: Any, attribute: str, value: str) -> Callable[[], None]:
+    return lambda: element.set(attribute, value)
 
 
 def _text_setter(element: Any, value: str) -> Callable[[], None]:
@@ -542,6 +584,9 @@ def _open_package(path: Path) -> zipfile.ZipFile:
             "PDF) and upload it again."
         )
     package = zipfile.ZipFile(path)
+    if sum(info.file_size for info in package.infolist()) > MAX_PACKAGE:
+        package.close()
+        raise CorruptDocument("This file expands to more than 4 GB: it cannot be a real document.")
     if "META-INF/manifest.xml" in package.namelist():
         with package.open("META-INF/manifest.xml") as manifest:
             if b"encryption-data" in manifest.read(MAX_XML_PART):
@@ -558,8 +603,18 @@ def _people_parts(package: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         info
         for info in package.infolist()
         if any(fnmatch(info.filename, pattern) for pattern in _PEOPLE_PARTS)
-        and info.filename.count("/") <= 2
+        and (info.filename.count("/") <= 2 or info.filename.endswith(".rels"))
     ]
+
+
+def _embedded_type(name: str) -> str | None:
+    """The type of a package embedded in another (a chart's workbook in a Word file)."""
+    if "/embeddings/" not in name:
+        return None
+    return _EMBEDDED.get(PurePosixPath(name).suffix.lower())
+
+
+_LOCAL_PATH = re.compile(r"^(file:|[a-zA-Z]:[\\/]|\\\\)", re.IGNORECASE)
 
 
 def _parse_part(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
@@ -569,29 +624,52 @@ def _parse_part(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
         return etree.parse(stream, _parser()).getroot()
 
 
-def _package_extract(path: Path, media_type: str, body: bool) -> DocumentText:
+def _package_extract(path: Path, media_type: str, body: bool, depth: int = 0) -> DocumentText:
     doc = DocumentText(media_type)
     with _open_package(path) as package:
         for info in _people_parts(package):
             root = _parse_part(package, info)
             doc.metadata.extend(edit.field for edit in _edits(root, info.filename))
+        for info in package.infolist():
+            kind = _embedded_type(info.filename)
+            label = PurePosixPath(info.filename).name
+            if kind and depth < MAX_NESTING:
+                with _member_file(package, info) as inner:
+                    embedded = _package_extract(inner, kind, False, depth + 1)
+                doc.metadata.extend(
+                    MetadataField(f"embedded {label}: {item.place}", item.value)
+                    for item in embedded.metadata
+                )
+            elif "/embeddings/" in info.filename and body:
+                doc.notes.append(f"The embedded object {label} is not read.")
         if body:
             _package_body(package, media_type, _Text(doc))
     doc.metadata = _unique(doc.metadata)
     return doc
 
 
-def _package_strip(src: Path, dst: Path, media_type: str) -> list[str]:
+@contextmanager
+def _member_file(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Path]:
+    """A ZIP member copied to a temporary file (streamed), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="evidence-embedded-") as folder:
+        path = Path(folder) / "member"
+        with package.open(info) as source, path.open("wb") as out:
+            shutil.copyfileobj(source, out, COPY_BLOCK)
+        yield path
+
+
+def _package_strip(src: Path, dst: Path, media_type: str, depth: int = 0) -> list[str]:
     with _open_package(src) as package, zipfile.ZipFile(dst, "w", allowZip64=True) as copy:
         people = {info.filename for info in _people_parts(package)}
         for info in package.infolist():
+            kind = _embedded_type(info.filename)
             target = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             target.compress_type = info.compress_type  # ODF's "mimetype" stays first and stored
             target.external_attr = info.external_attr
             target.file_size = info.file_size  # lets zipfile choose ZIP64 for a huge member
-            if info.filename in people:
-                root = _parse_part(package, info)
-                edits = list(_edits(root, info.filename))
+            root = _parse_part(package, info) if info.filename in people else None
+            edits = list(_edits(root, info.filename)) if root is not None else []
+            if edits:  # parts with nothing to change are copied byte for byte
                 for edit in edits:
                     edit.apply()
                 data = etree.tostring(
@@ -602,6 +680,13 @@ def _package_strip(src: Path, dst: Path, media_type: str) -> list[str]:
                 )
                 target.file_size = len(data)
                 copy.writestr(target, data)
+            elif kind and depth < MAX_NESTING:
+                with _member_file(package, info) as inner:
+                    cleaned = inner.with_name("cleaned")
+                    _package_strip(inner, cleaned, kind, depth + 1)
+                    target.file_size = cleaned.stat().st_size
+                    with cleaned.open("rb") as source, copy.open(target, "w") as out:
+                        shutil.copyfileobj(source, out, COPY_BLOCK)
             else:
                 with package.open(info) as source, copy.open(target, "w") as out:
                     shutil.copyfileobj(source, out, COPY_BLOCK)
@@ -1050,6 +1135,10 @@ def _pad(stream: IO[bytes], header: int, start: int, end: int, kind: bytes) -> N
     """Turn a chunk or box into padding of the same size: new type, zeroed payload."""
     stream.seek(header)
     stream.write(kind)
+    _zero(stream, start, end)
+
+
+def _zero(stream: IO[bytes], start: int, end: int) -> None:
     stream.seek(start)
     remaining = end - start
     zeros = bytes(min(COPY_BLOCK, remaining))
@@ -1243,18 +1332,170 @@ def _mutagen_strip(src: Path, dst: Path, media_type: str) -> list[str]:
     return []
 
 
-def _webm_strip(src: Path, dst: Path, media_type: str) -> list[str]:
-    shutil.copyfile(src, dst)
-    return ["WebM tags cannot be removed (no library here edits Matroska): copied unchanged."]
+# --- WebM (Matroska/EBML): tags, title, track names, attachments and chapters become Void --
+
+_EBML, _SEGMENT, _CLUSTER, _VOID = 0x1A45DFA3, 0x18538067, 0x1F43B675, 0xEC
+_INFO, _TITLE, _TRACKS, _TRACK, _TRACK_NAME = 0x1549A966, 0x7BA9, 0x1654AE6B, 0xAE, 0x536E
+_TAGS, _TAG, _SIMPLE_TAG, _TAG_NAME, _TAG_STRING = 0x1254C367, 0x7373, 0x67C8, 0x45A3, 0x4487
+_ATTACHMENTS, _ATTACHED_FILE, _FILE_NAME, _CHAPTERS = 0x1941A469, 0x61A7, 0x466E, 0x1043A770
+_SEGMENT_CHILDREN = {0x114D9B74, _INFO, _TRACKS, _CLUSTER, 0x1C53BB6B, _ATTACHMENTS, _CHAPTERS,
+                     _TAGS}  # fmt: skip
+
+
+def _vint(stream: IO[bytes], keep_marker: bool) -> tuple[int | None, int]:
+    """An EBML variable-length integer: (value, length); value None for "unknown size"."""
+    first = _read_exact(stream, 1)[0]
+    if first == 0:
+        raise CorruptDocument("This WebM video is damaged.")
+    length = 8 - first.bit_length() + 1
+    data = first.to_bytes(1, "big") + _read_exact(stream, length - 1)
+    value = int.from_bytes(data, "big")
+    if keep_marker:
+        return value, length
+    value &= (1 << (7 * length)) - 1
+    return (None if value == (1 << (7 * length)) - 1 else value), length
+
+
+def _ebml_children(
+    stream: IO[bytes], start: int, end: int
+) -> Iterator[tuple[int, int, int, int | None]]:
+    """(id, element start, data start, data end or None for unknown size) between start and
+    end. A Cluster of unknown size (live recordings) ends where the next top-level element
+    starts."""
+    position = start
+    while position < end:
+        stream.seek(position)
+        element, id_length = _vint(stream, keep_marker=True)
+        size, size_length = _vint(stream, keep_marker=False)
+        data = position + id_length + size_length
+        if size is None and element == _SEGMENT:  # a live recording: up to the end of the file
+            yield element, position, data, end
+            return
+        if size is None:
+            if element != _CLUSTER:
+                raise CorruptDocument("This WebM video has an element of unknown size.")
+            yield element, position, data, None
+            position = _unknown_cluster_end(stream, data, end)
+            continue
+        if data + size > end:
+            raise CorruptDocument("This WebM video is cut short.")
+        yield element, position, data, data + size
+        position = data + size
+
+
+def _unknown_cluster_end(stream: IO[bytes], position: int, end: int) -> int:
+    while position < end:
+        stream.seek(position)
+        element, id_length = _vint(stream, keep_marker=True)
+        if element in _SEGMENT_CHILDREN:
+            return position
+        size, size_length = _vint(stream, keep_marker=False)
+        if size is None:
+            raise CorruptDocument("This WebM video is damaged.")
+        position += id_length + size_length + size
+    return end
+
+
+def _webm_metadata(stream: IO[bytes]) -> list[tuple[MetadataField, int, int]]:
+    """Identifying elements: (what, element start, element end)."""
+    stream.seek(0, 2)
+    file_end = stream.tell()
+    found: list[tuple[MetadataField, int, int]] = []
+    top = list(_ebml_children(stream, 0, file_end))
+    if not top or top[0][0] != _EBML:
+        raise CorruptDocument("This file is not a WebM video.")
+
+    def text(data: int, stop: int | None) -> str:
+        stream.seek(data)
+        return stream.read(min((stop or data) - data, 4096)).decode("utf-8", "replace")
+
+    for element, _, data, stop in top:
+        if element != _SEGMENT:
+            continue
+        for child, child_start, child_data, child_stop in _ebml_children(
+            stream, data, stop or file_end
+        ):
+            if child_stop is None:
+                continue
+            if child in (_TAGS, _ATTACHMENTS, _CHAPTERS):
+                for what in _webm_values(stream, child, child_data, child_stop, text):
+                    found.append((what, child_start, child_stop))
+            elif child in (_INFO, _TRACKS):
+                for leaf, leaf_start, leaf_data, leaf_stop in _webm_leaves(
+                    stream, child_data, child_stop
+                ):
+                    if leaf == _TITLE:
+                        item = MetadataField("title", text(leaf_data, leaf_stop))
+                        found.append((item, leaf_start, leaf_stop))
+                    elif leaf == _TRACK_NAME:
+                        item = MetadataField("track name", text(leaf_data, leaf_stop))
+                        found.append((item, leaf_start, leaf_stop))
+    return found
+
+
+def _webm_leaves(stream: IO[bytes], start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """Children of Info, and of each TrackEntry of Tracks."""
+    for element, element_start, data, stop in list(_ebml_children(stream, start, end)):
+        assert stop is not None
+        if element == _TRACK:
+            for leaf in list(_ebml_children(stream, data, stop)):
+                assert leaf[3] is not None
+                yield leaf[0], leaf[1], leaf[2], leaf[3]
+        else:
+            yield element, element_start, data, stop
+
+
+def _webm_values(
+    stream: IO[bytes], kind: int, start: int, end: int, text: Callable
+) -> list[MetadataField]:
+    if kind == _CHAPTERS:
+        return [MetadataField("chapters", f"{end - start} bytes")]
+    found = []
+    pending: list[tuple[int, int, int]] = [(start, end, 0)]
+    while pending:
+        low, high, depth = pending.pop()
+        name = ""
+        for element, _, data, stop in list(_ebml_children(stream, low, high)):
+            assert stop is not None
+            if element in (_TAG, _SIMPLE_TAG, _ATTACHED_FILE) and depth < 8:
+                pending.append((data, stop, depth + 1))
+            elif element == _TAG_NAME:
+                name = text(data, stop)
+            elif element == _TAG_STRING:
+                found.append(MetadataField(f"{name or 'tag'} tag", text(data, stop)))
+            elif element == _FILE_NAME:
+                found.append(MetadataField("attached file", text(data, stop)))
+    if not found:
+        label = "tags" if kind == _TAGS else "attachments"
+        found.append(MetadataField(label, f"{end - start} bytes"))
+    return found
+
+
+def _void(stream: IO[bytes], start: int, end: int) -> None:
+    """Overwrite an element with a Void element of the same total length, zeroed."""
+    total = end - start
+    length = min(8, total - 1)
+    header = bytes((_VOID,)) + ((1 << (7 * length)) | (total - 1 - length)).to_bytes(length, "big")
+    stream.seek(start)
+    stream.write(header)
+    _zero(stream, start + len(header), end)
 
 
 def _webm_extract(path: Path, media_type: str, body: bool) -> DocumentText:
+    doc = DocumentText(media_type)
     with path.open("rb") as stream:
-        if stream.read(4) != b"\x1a\x45\xdf\xa3":
-            raise CorruptDocument("This file is not a WebM video.")
-    return DocumentText(
-        media_type, complete=False, notes=["WebM tags are not read: they are unchecked."]
-    )
+        doc.metadata = _unique(item for item, _, _ in _webm_metadata(stream))
+    if body:
+        doc.notes.append("What is said or shown in the recording itself is not checked.")
+    return doc
+
+
+def _webm_strip(src: Path, dst: Path, media_type: str) -> list[str]:
+    shutil.copyfile(src, dst)
+    with dst.open("r+b") as stream:
+        for start, end in sorted({(start, end) for _, start, end in _webm_metadata(stream)}):
+            _void(stream, start, end)
+    return []
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:
@@ -1344,5 +1585,5 @@ _HANDLERS: list[tuple[tuple[str, ...], _Handler]] = [
     ((MP3, OGG, *FLAC_TYPES), _Handler(_media_extract, _mutagen_strip)),
     (WAV_TYPES, _Handler(_media_extract, _wav_strip)),
     (MP4_TYPES, _Handler(_media_extract, _mp4_strip)),
-    ((WEBM,), _Handler(_webm_extract, _webm_strip, cleans=False)),
+    ((WEBM,), _Handler(_webm_extract, _webm_strip)),
 ]

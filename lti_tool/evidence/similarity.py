@@ -91,17 +91,29 @@ class Fingerprint:
 
 
 def fingerprint(
-    parts: Mapping[str, str], *, shingle_words: int = SHINGLE_WORDS, sketch_size: int = SKETCH_SIZE
+    parts: Mapping[str, str],
+    *,
+    boilerplate: Iterable[str] = (),
+    shingle_words: int = SHINGLE_WORDS,
+    sketch_size: int = SKETCH_SIZE,
 ) -> Fingerprint:
     """Sketch each part of a submission: text answers keyed by prompt ("Part 1, question 2")
     and extracted file text keyed by artifact requirement (not by file name, which differs
-    between learners)."""
+    between learners).
+
+    boilerplate: text every learner may reproduce (the prompts, a template file given with the
+    micro-credential); its word sequences are left out, so filling in the same template is not
+    copying. Use the same boilerplate for every fingerprint of a micro-credential version.
+    """
+    ignored: set[int] = set()
+    for text in boilerplate:
+        ignored |= _shingle_hashes(words_of(text or ""), shingle_words)
     sketches: dict[str, Sketch] = {}
     everything: set[int] = set()
     total = 0
     for key, text in parts.items():
         words = words_of(text or "")
-        hashes = _shingle_hashes(words, shingle_words)
+        hashes = _shingle_hashes(words, shingle_words) - ignored
         sketches[key] = Sketch.of_hashes(len(words), hashes, sketch_size)
         everything |= hashes
         total += len(words)
@@ -168,7 +180,9 @@ def most_similar(
     min_words: int = MIN_WORDS,
 ) -> list[SimilarSubmission]:
     """The earlier submissions (key, fingerprint) whose best part scores at least threshold
-    (0..1; settings.evidence_similarity_percent / 100), most similar first, at most limit."""
+    (0..1; settings.evidence_similarity_percent / 100), most similar first, at most limit.
+    The caller leaves out the learner's own earlier attempts (a resubmission is meant to be
+    close to the attempt it revises)."""
     found = []
     for key, other in earlier:
         scores = compare(new, other, min_words=min_words)
@@ -193,10 +207,11 @@ class ReflectionComparison:
 
 
 def compare_reflections(
-    mine: str, theirs: str, *, shingle_words: int = SHINGLE_WORDS
+    mine: str, theirs: str, *, boilerplate: Iterable[str] = (), shingle_words: int = SHINGLE_WORDS
 ) -> ReflectionComparison:
     """Compare a learner's reflection with a declared collaborator's (exact, not sketched:
-    reflections are short). The passages are runs of the learner's own words."""
+    reflections are short). The passages are runs of the learner's own words; word sequences
+    of the boilerplate (the reflection prompt) do not count as shared."""
     text = normalized(mine or "")
     my_spans = spans(text)
     my_words = [fold(word) for _, _, word in my_spans]
@@ -204,10 +219,17 @@ def compare_reflections(
     size = shingle_words
     if len(my_words) < size or len(their_words) < size:
         return ReflectionComparison(0.0, 0.0, [])
+    ignored: set[tuple[str, ...]] = set()
+    for text_of_prompt in boilerplate:
+        prompt = words_of(text_of_prompt or "")
+        ignored |= {tuple(prompt[i : i + size]) for i in range(len(prompt) - size + 1)}
     their_shingles = {tuple(their_words[i : i + size]) for i in range(len(their_words) - size + 1)}
+    their_shingles -= ignored
     my_shingles = [tuple(my_words[i : i + size]) for i in range(len(my_words) - size + 1)]
     shared_flags = [shingle in their_shingles for shingle in my_shingles]
-    mine_set = set(my_shingles)
+    mine_set = set(my_shingles) - ignored
+    if not mine_set or not their_shingles:
+        return ReflectionComparison(0.0, 0.0, [])
     common = len(mine_set & their_shingles)
     jaccard = common / len(mine_set | their_shingles)
     containment = common / len(mine_set)

@@ -174,10 +174,14 @@ class CacheLaunchDataStorage(LaunchDataStorage[t.Any]):
 
     Keys are random, so no session-id prefix is needed: that keeps a launch working where the
     browser refuses the tool's cookies (the state is then checked through platform storage).
+
+    With `defer_writes`, values set are kept in `deferred` (key, value, ttl) for the caller to
+    write with its own, in one round trip (`Cache.set_many`).
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, defer_writes: bool = False) -> None:
         self.cache = cache
+        self.deferred: list[tuple[str, t.Any, int | None]] | None = [] if defer_writes else None
 
     def get_session_cookie_name(self) -> str | None:
         return None
@@ -189,6 +193,9 @@ class CacheLaunchDataStorage(LaunchDataStorage[t.Any]):
         return self.cache.get(self._prepare_key(key))
 
     def set_value(self, key: str, value: t.Any, exp: int | None = None) -> None:
+        if self.deferred is not None:
+            self.deferred.append((self._prepare_key(key), value, exp))
+            return
         self.cache.set(self._prepare_key(key), value, exp)
 
     def check_value(self, key: str) -> bool:

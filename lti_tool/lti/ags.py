@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from lti_tool.catalog import mapping
 from lti_tool.catalog.mapping import LineItemNeeded
 from lti_tool.db import transaction, utcnow
+from lti_tool.gradebook import service as gradebook
 from lti_tool.lti.launch import LINEITEM_SCOPE
 from lti_tool.lti.models import Platform
 from lti_tool.lti.service_client import ServiceClient, ServiceError, client_for
@@ -248,7 +249,9 @@ def _create_one(
         else:
             run.adopted.append(link)
         with transaction(services.session_factory) as session:
-            mapping.line_item_created(session, link, item.id)
+            if mapping.line_item_created(session, link, item.id):
+                # Learners who submitted before the line item existed get their scores now.
+                gradebook.score_new_line_item(session, services, link)
         services.cache.delete(_error_key(link))
     except (ServiceError, LineItemError) as exc:
         status = exc.status if isinstance(exc, ServiceError) else None

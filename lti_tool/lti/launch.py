@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -96,7 +98,8 @@ def start_login(
             f"The platform asked to launch {target}, which is not this tool.",
         )
     request = FlaskRequest(request_data=params, request_is_secure=is_secure)
-    storage = CacheLaunchDataStorage(cache)
+    # pylti1p3's nonce is written with the login state below, in one round trip.
+    storage = CacheLaunchDataStorage(cache, defer_writes=True)
     login = FlaskOIDCLogin(request, tool_conf, launch_data_storage=storage)
     try:
         redirect = login.get_redirect_object(launch_url)
@@ -115,18 +118,16 @@ def start_login(
     assert platform is not None
     storage_target = params.get("lti_storage_target") or None
     binding_secret = secrets.token_urlsafe(24)
-    cache.set(
-        state_key(state),
-        {
-            "nonce": nonce,
-            "iss": platform.issuer,
-            "client_id": platform.client_id,
-            "storage_target": storage_target,
-            "binding_hash": hashlib.sha256(binding_secret.encode()).hexdigest(),
-            "login_params": {k: v for k, v in params.items() if k in RETRY_PARAMS},
-        },
-        LOGIN_STATE_TTL,
-    )
+    record = {
+        "nonce": nonce,
+        "iss": platform.issuer,
+        "client_id": platform.client_id,
+        "storage_target": storage_target,
+        "binding_hash": hashlib.sha256(binding_secret.encode()).hexdigest(),
+        "login_params": {k: v for k, v in params.items() if k in RETRY_PARAMS},
+    }
+    assert storage.deferred is not None
+    cache.set_many([*storage.deferred, (state_key(state), record, LOGIN_STATE_TTL)])
     auth = urlsplit(platform.auth_login_url)
     decision = LoginStart(
         redirect_url=url,
@@ -155,6 +156,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.clock_skew = clock_skew
         self.storage_secret = storage_secret
         self.login_state: dict[str, Any] | None = None
+        # The id_token's nonce and what popping its marker returned, when validate_state popped
+        # it together with the state (one round trip instead of two).
+        self._popped_nonce: tuple[str, Any] | None = None
+        self._format_checked = False
         storage = CacheLaunchDataStorage(cache)
         super().__init__(request, tool_conf, launch_data_storage=storage, requests_session=http)
         self.storage = storage
@@ -165,7 +170,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         state = self._get_request_param("state")
         if not state:
             raise refuse("missing_state", "The launch has no state: start it again from the LMS.")
-        record = self.cache.pop(state_key(state))
+        nonce = self._readable_nonce()
+        keys = [state_key(state)]
+        if nonce is not None:
+            # Popped now, with the state: validate_nonce checks what came back. A launch that
+            # fails here has spent its nonce too (it was single-use anyway).
+            keys.append(self.storage._prepare_key(_nonce_key(nonce)))
+        popped = self.cache.pop_many(keys)
+        record = popped[0]
+        if nonce is not None:
+            self._popped_nonce = (nonce, popped[1])
         if record is None:
             raise refuse(
                 "state_not_found",
@@ -188,7 +202,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 )
             return self
         if record.get("storage_target"):
-            raise NeedsPlatformStorage(record, state)
+            raise NeedsPlatformStorage(record, state, self._nonce_to_restore())
         blocked = refuse(
             "cookies_blocked",
             "Your browser did not send back the cookie this tool set at login, so the launch "
@@ -197,12 +211,40 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         blocked.retry_params = record.get("login_params") or {}
         raise blocked
 
+    def _readable_nonce(self) -> str | None:
+        """The id_token's nonce if its format is valid (not yet its signature), else None: the
+        format error is then reported in its turn, by validate_jwt_format."""
+        try:
+            self.validate_jwt_format()
+        except LtiException:
+            return None
+        nonce = self._jwt.get("body", {}).get("nonce")
+        return nonce if isinstance(nonce, str) and nonce else None
+
+    def _nonce_to_restore(self) -> list[tuple[str, Any, int | None]]:
+        """The nonce marker popped with the state, to put back with it (platform storage)."""
+        if self._popped_nonce is None or self._popped_nonce[1] is None:
+            return []
+        nonce, marker = self._popped_nonce
+        key = self.storage._prepare_key(_nonce_key(nonce))
+        return [(key, marker, self._session_service._launch_data_lifetime)]
+
+    def validate_jwt_format(self):
+        if not self._format_checked:
+            super().validate_jwt_format()
+            self._format_checked = True
+        return self
+
     # -- nonce: single use --
     def validate_nonce(self):
         nonce = self._get_jwt_body().get("nonce")
         if not nonce:
             raise refuse("missing_nonce", "The id_token has no nonce.")
-        if self.storage.pop_value(f"lti1p3-nonce-{nonce}") is None:
+        if self._popped_nonce is not None and self._popped_nonce[0] == nonce:
+            marker = self._popped_nonce[1]
+        else:
+            marker = self.storage.pop_value(_nonce_key(nonce))
+        if marker is None:
             raise refuse(
                 "replayed_nonce", "This launch was already used (its nonce was seen before)."
             )
@@ -311,17 +353,24 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         assert self._registration is not None
         url = self._registration.get_key_set_url()
         cache_key = "platform-jwks:" + hashlib.sha256(url.encode()).hexdigest()
-        keyset = self.cache.get(cache_key)
-        fresh = False
-        if keyset is None:
-            keyset, fresh = self._fetch_keyset(url), True
-            self.cache.set(cache_key, keyset, KEYSET_TTL)
-        key = _find_key(keyset, kid)
-        if key is None and not fresh:
-            # The platform may have rotated its keys since we cached them: refetch once.
-            keyset = self._fetch_keyset(url)
-            self.cache.set(cache_key, keyset, KEYSET_TTL)
+        memo = keyset_memo(self.cache)
+        keyset = memo.get(url)
+        key = _find_key(keyset, kid) if keyset is not None else None
+        if key is None:
+            # Not used in this process lately, or a kid it does not know: ask the shared cache
+            # (another process may have refetched the platform's rotated keys).
+            keyset = self.cache.get(cache_key)
+            fresh = False
+            if keyset is None:
+                keyset, fresh = self._fetch_keyset(url), True
+                self.cache.set(cache_key, keyset, KEYSET_TTL)
             key = _find_key(keyset, kid)
+            if key is None and not fresh:
+                # The platform may have rotated its keys since we cached them: refetch once.
+                keyset = self._fetch_keyset(url)
+                self.cache.set(cache_key, keyset, KEYSET_TTL)
+                key = _find_key(keyset, kid)
+            memo.put(url, keyset)
         if key is None:
             raise refuse(
                 "unknown_kid",
@@ -353,6 +402,17 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 "platform_keys_unavailable", f"{url} did not return a JSON Web Key Set.", 502
             )
         return keyset
+
+    # -- what a valid launch keeps --
+    def save_launch_data(self):
+        """Keep the launch body for the pages that read it later (deep linking settings).
+
+        pylti1p3 also writes "<state>-id-token-hash" for its own state check, which
+        validate_state above replaces (the state is a single-use server-side record): that
+        write would be one more Redis round trip per launch that nothing reads.
+        """
+        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        return self
 
     # -- deployment and message --
     def validate_deployment(self):
@@ -402,10 +462,57 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 class NeedsPlatformStorage(Exception):  # noqa: N818 - a signal, not an error
     """The state cookie is missing but the platform offers storage: check state there."""
 
-    def __init__(self, record: dict[str, Any], state: str) -> None:
+    def __init__(
+        self, record: dict[str, Any], state: str, restore: list[tuple[str, Any, int | None]]
+    ) -> None:
         super().__init__("state must be checked through platform storage")
         self.record = record
         self.state = state
+        # Cache entries the first leg consumed and the second needs again (the nonce marker).
+        self.restore = restore
+
+
+def _nonce_key(nonce: str) -> str:
+    """pylti1p3's key for a nonce it issued (SessionService.save_nonce)."""
+    return f"lti1p3-nonce-{nonce}"
+
+
+# How long a process reuses a platform key set it read from the shared cache (seconds). The
+# shared cache keeps it KEYSET_TTL; an unknown kid always looks there (and refetches) at once.
+KEYSET_MEMO_TTL = 60.0
+
+
+class KeysetMemo:
+    """Platform key sets this process used lately: a launch then verifies its id_token with
+    no cache round trip (a key set is the same for every launch of a platform)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[dict, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> dict | None:
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, url: str, keyset: dict) -> None:
+        with self._lock:
+            self._entries[url] = (keyset, time.monotonic() + KEYSET_MEMO_TTL)
+
+
+# One memo per shared cache (so per app), like the registry cache per database.
+_keyset_memos: weakref.WeakKeyDictionary[Any, KeysetMemo] = weakref.WeakKeyDictionary()
+_keyset_memos_lock = threading.Lock()
+
+
+def keyset_memo(cache: Cache) -> KeysetMemo:
+    with _keyset_memos_lock:
+        memo = _keyset_memos.get(cache)
+        if memo is None:
+            memo = _keyset_memos[cache] = KeysetMemo()
+        return memo
 
 
 @functools.lru_cache(maxsize=64)

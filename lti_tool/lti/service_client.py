@@ -53,6 +53,9 @@ DEFAULT_EXPIRES_IN = 3600
 # While one process fetches a token, others wait for it (up to this long) instead of asking too.
 TOKEN_FETCH_LOCK_TTL = 30
 TOKEN_FETCH_WAIT = 10.0
+# A client reuses the token it got for this long before looking in the shared cache again: a
+# batch of calls costs one cache read, not one per call (a 401 forgets it at once).
+TOKEN_MEMO_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ class ServiceError(Exception):
     """A service call (or its token request) that did not succeed, with what the platform said.
 
     `status` is the HTTP status (None when no response came at all); `platform_message` the
-    error the platform gave; `stage` is "token" or "service".
+    error the platform gave; `stage` is "token" or "service"; `retry_after` the seconds the
+    platform asked to wait (429, 503), for callers that retry later.
     """
 
     def __init__(
@@ -110,8 +114,10 @@ class ServiceError(Exception):
         platform_message: str = "",
         stage: str = "service",
         attempts: int = 1,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.status = status
         self.url = url
         self.platform_message = platform_message
@@ -221,12 +227,26 @@ class ServiceClient:
     http: requests.Session = field(default_factory=requests.Session)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
+    # scope string -> (token, time until which it is used without asking the shared cache)
+    _memo: dict[str, tuple[str, float]] = field(default_factory=dict, init=False, repr=False)
 
     # -- tokens ---------------------------------------------------------------------------
     def access_token(self, scopes: Iterable[str]) -> str:
-        """A valid token for the scopes: from the shared cache, or fetched (once for all
-        processes: a process that finds another fetching waits for its token)."""
+        """A valid token for the scopes: from this client's memory (for a few seconds), the
+        shared cache, or fetched (once for all processes: a process that finds another
+        fetching waits for its token)."""
         scopes = sorted(set(scopes))
+        memo_key = scope_string(scopes)
+        remembered = self._memo.get(memo_key)
+        if remembered is not None and remembered[1] > time.time():
+            return remembered[0]
+        token, dropped_at = self._shared_token(scopes)
+        if dropped_at:  # never remembered past the moment the shared cache drops it
+            self._memo[memo_key] = (token, min(time.time() + TOKEN_MEMO_SECONDS, dropped_at))
+        return token
+
+    def _shared_token(self, scopes: list[str]) -> tuple[str, float]:
+        """The token and when the shared cache drops it (0: unknown)."""
         cache_key = token_cache_key(self.access.issuer, self.access.client_id, scopes)
         lock_key = cache_key + ":fetching"
         add = getattr(self.cache, "add", None)
@@ -235,29 +255,32 @@ class ServiceClient:
         while True:
             cached = self.cache.get(cache_key)
             if cached is not None:
-                return cached["access_token"]
+                return cached["access_token"], cached.get("dropped_at", 0)
             if add is None or time.monotonic() >= deadline:
                 return self._fetch_and_keep(scopes, cache_key)  # no lock to be had: ask anyway
             if add(lock_key, True, TOKEN_FETCH_LOCK_TTL):
                 try:
                     cached = self.cache.get(cache_key)  # kept while we took the lock?
                     if cached is not None:
-                        return cached["access_token"]
+                        return cached["access_token"], cached.get("dropped_at", 0)
                     return self._fetch_and_keep(scopes, cache_key)
                 finally:
                     self.cache.delete(lock_key)
             time.sleep(pause)  # another process is fetching it: wait for its token
             pause = min(pause * 2, 0.5)
 
-    def _fetch_and_keep(self, scopes: list[str], cache_key: str) -> str:
+    def _fetch_and_keep(self, scopes: list[str], cache_key: str) -> tuple[str, float]:
         token, expires_in = self._fetch_token(scopes)
         ttl = expires_in - TOKEN_MARGIN if expires_in > 2 * TOKEN_MARGIN else expires_in // 2
-        if ttl >= 1:
-            self.cache.set(cache_key, {"access_token": token}, int(ttl))
-        return token
+        if ttl < 1:
+            return token, 0
+        dropped_at = time.time() + int(ttl)
+        self.cache.set(cache_key, {"access_token": token, "dropped_at": dropped_at}, int(ttl))
+        return token, dropped_at
 
     def drop_token(self, scopes: Iterable[str], token: str) -> None:
         """Forget a token the platform refused, unless another process already replaced it."""
+        self._memo.pop(scope_string(scopes), None)
         cache_key = token_cache_key(self.access.issuer, self.access.client_id, scopes)
         cached = self.cache.get(cache_key)
         if cached is not None and cached.get("access_token") == token:
@@ -410,6 +433,7 @@ class ServiceClient:
             platform_message=message,
             stage=stage,
             attempts=attempts,
+            retry_after=_retry_after(response),
         )
 
 
@@ -439,3 +463,42 @@ def client_for(
         http=http or requests.Session(),
         policy=policy or RetryPolicy(),
     )
+
+
+def client_for_platform(
+    session: Session,
+    platform_id: int,
+    cache: Cache,
+    http: requests.Session | None = None,
+    policy: RetryPolicy | None = None,
+) -> ServiceClient:
+    """`client_for` a platform known by its id (LookupError when it is no longer registered)."""
+    platform = session.get(Platform, platform_id)
+    if platform is None:
+        raise LookupError(f"platform {platform_id} is no longer registered")
+    return client_for(session, platform, cache, http=http, policy=policy)
+
+
+@dataclass(frozen=True)
+class PlatformFacts:
+    """What callers of the services (the gradebook) need to know of a platform: its name, and
+    issuer and product to apply its quirks."""
+
+    id: int
+    name: str
+    issuer: str
+    product: str
+
+
+def platform_facts(session: Session, platform_ids: Iterable[int]) -> dict[int, PlatformFacts]:
+    from sqlalchemy import select
+
+    ids = set(platform_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Platform.id, Platform.name, Platform.issuer, Platform.product).where(
+            Platform.id.in_(ids)
+        )
+    )
+    return {row.id: PlatformFacts(row.id, row.name, row.issuer, row.product) for row in rows}

@@ -32,7 +32,7 @@ from lti_tool.lti.launch import (
 from lti_tool.lti.platforms import RegistrationError, find_platform
 from lti_tool.lti.registration import register_platform
 from lti_tool.roster.models import COURSE_ROLES
-from lti_tool.roster.service import RecordedVisit, record_visit
+from lti_tool.roster.service import RecordedVisit, record_visit, unchanged_visit
 from lti_tool.web import db, services
 from lti_tool.web.identity import Identity, sign_in
 
@@ -107,7 +107,9 @@ def launch():
     except NeedsPlatformStorage as pending:
         # Put the state back, for the second leg, and let the page fetch the secret from
         # the platform's storage and post the launch again with it.
-        svc.cache.set(state_key(pending.state), pending.record, LOGIN_STATE_TTL)
+        svc.cache.set_many(
+            [(state_key(pending.state), pending.record, LOGIN_STATE_TTL), *pending.restore]
+        )
         return render_template(
             "lti/platform_storage_launch.html",
             target=pending.record["storage_target"],
@@ -133,11 +135,14 @@ def launch():
         )
     credential = link_credential_claims(body)
     mapped = None
+    # A repeat launch with nothing new (and no link to map) is one read, no transaction.
+    recorded = unchanged_visit(svc.engine, visit) if credential is None else None
     try:
-        with transaction(svc.session_factory) as session:
-            recorded = record_visit(session, visit)
-            if credential is not None and recorded.resource_link_id is not None:
-                mapped = _map_link(session, recorded, credential)
+        if recorded is None:
+            with transaction(svc.session_factory) as session:
+                recorded = record_visit(session, visit, known_changed=credential is None)
+                if credential is not None and recorded.resource_link_id is not None:
+                    mapped = _map_link(session, recorded, credential)
     except IntegrityError as exc:
         # The platform was removed while this launch was under way (its registration may be
         # reused for a few seconds per process): refuse it as unregistered, never a 500.

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 # kind -> "module:function"; each handler is `handler(session, services, payload) -> None`,
 # runs inside the transaction that marks the message delivered, and must be idempotent.
 HANDLERS: dict[str, str] = {
+    "grade.submitted": "lti_tool.gradebook.service:on_attempt_event",
+    "grade.decided": "lti_tool.gradebook.service:on_attempt_event",
+    "grade.withdrawn": "lti_tool.gradebook.service:on_attempt_event",
+    "grade.stack_earned": "lti_tool.gradebook.service:on_stack_earned",
+    "badge.requested": "lti_tool.credentials.service:handle_badge_requested",
     "assessment.requested": "lti_tool.assessment.cases:handle_assessment_requested",
     "assessment.withdrawn": "lti_tool.assessment.cases:handle_assessment_withdrawn",
 }

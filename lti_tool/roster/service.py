@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import upsert, utcnow
@@ -65,15 +66,17 @@ class RecordedVisit:
 LAST_LAUNCH_RESOLUTION = timedelta(minutes=5)
 
 
-def record_visit(session: Session, visit: Visit) -> RecordedVisit:
+def record_visit(session: Session, visit: Visit, *, known_changed: bool = False) -> RecordedVisit:
     """Upsert the user, course, link and enrolment a launch reports (idempotent, race-safe).
 
     The launch makes the enrolment active again (whatever a roster sync marked it).
+    `known_changed`: unchanged_visit has just said the database differs; do not read again.
     """
     now = utcnow()
-    unchanged = _unchanged_visit(session, visit, now)
-    if unchanged is not None:
-        return unchanged
+    if not known_changed:
+        unchanged = _unchanged_visit(session.connection(), visit, now)
+        if unchanged is not None:
+            return unchanged
     user_id = course_id = link_id = None
     if visit.person is not None:
         person = visit.person
@@ -163,7 +166,22 @@ _RECORDED_VISIT = (
 )
 
 
-def _unchanged_visit(session: Session, visit: Visit, now: datetime) -> RecordedVisit | None:
+def unchanged_visit(engine: Engine, visit: Visit) -> RecordedVisit | None:
+    """The recorded ids when a repeat launch has nothing to write, else None (then record_visit).
+
+    One read outside any transaction (autocommit): a repeat launch, the usual one, then costs
+    one statement and one round trip instead of BEGIN, SELECT and COMMIT on an ORM session.
+    """
+    with _autocommit(engine).connect() as connection:
+        return _unchanged_visit(connection, visit, utcnow())
+
+
+@functools.lru_cache(maxsize=16)
+def _autocommit(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _unchanged_visit(connection, visit: Visit, now: datetime) -> RecordedVisit | None:
     """The recorded ids when the database already says exactly what this launch says (one read).
 
     Only for the usual launch (a person in a course through a link); anything new or different
@@ -172,7 +190,7 @@ def _unchanged_visit(session: Session, visit: Visit, now: datetime) -> RecordedV
     person, course, link = visit.person, visit.course, visit.link
     if person is None or course is None or link is None:
         return None
-    row = session.execute(
+    row = connection.execute(
         _RECORDED_VISIT,
         {
             "platform_id": visit.platform_id,

@@ -58,6 +58,7 @@ def _educator(identity: Identity | None) -> Identity:
     return identity
 
 
+
 # -- Deep Linking: the picker -----------------------------------------------------------------
 def _selection(identity: Identity) -> DeepLinkingRequest:
     """The deep-linking request this identity's launch made (403 / 4xx when there is none)."""

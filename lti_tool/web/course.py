@@ -22,6 +22,7 @@ blueprint = Blueprint("course", __name__)
 log = logging.getLogger(__name__)
 
 
+
 def _educator(identity: Identity | None) -> Identity:
     if identity is None:
         abort(401, "You are not signed in to the tool. Open it again from your course in the LMS.")
@@ -30,6 +31,7 @@ def _educator(identity: Identity | None) -> Identity:
     if identity.course_id is None:
         abort(400, "This launch did not come from a course.")
     return identity
+
 
 
 def _home(token: str, notice: str) -> Any:

@@ -25,6 +25,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 
 
+
 def _course_of_educator() -> tuple[Identity, int]:
     """The sign-in and its course, for the course's educators and administrators only."""
     identity = current_identity()

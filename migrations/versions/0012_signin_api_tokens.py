@@ -1,7 +1,7 @@
 """sign-in (passwords, single sign-on links) and organisations' API tokens
 
 Revision ID: 0012
-Revises: 0009 (0007 on its own branch; re-chained after merging assessment)
+Revises: 0011 (written after 0007; re-chained after merging assessment and main)
 Create Date: 2026-12-01 19:00:00
 """
 
@@ -11,7 +11,7 @@ import lti_tool.db
 
 
 revision = '0012'
-down_revision = '0009'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,8 @@
 """A fake LTI Advantage platform on loopback: an OAuth token endpoint that checks the tool's
 client assertion as a strict platform would, and service endpoints (a scripted one for the
-service client's tests, NRPS with Link-header paging in Canvas and Moodle shapes, and AGS line
-items containers in both shapes that record what they receive and can be made to fail).
+service client's tests, NRPS with Link-header paging in Canvas and Moodle shapes, AGS line
+items containers in both shapes that record what they receive and can be made to fail, and AGS
+score endpoints that keep each learner's result as Canvas or Moodle does).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
+CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"
 
 
 @dataclass
@@ -80,6 +83,16 @@ class FakeAdvantagePlatform:
     line_item_posts: list[dict] = field(default_factory=list)
     line_item_gets: list[str] = field(default_factory=list)
     line_item_failures: list[Failure] = field(default_factory=list)
+    # AGS scores: how results are kept ("canvas": a timestamp older than the stored one is
+    # refused with 400, comments pile up; "moodle": 409 unless strictly newer, scoreGiven nulled
+    # unless FullyGraded, the feedback replaced by the post's comment, blank without one),
+    # the result per (line item path, userId), every post received, scripted failures.
+    score_shape: str = "canvas"
+    results: dict[tuple[str, str], dict] = field(default_factory=dict)
+    score_posts: list[dict] = field(default_factory=list)
+    score_failures: list[Failure] = field(default_factory=list)
+    accepted_scores: list[dict] = field(default_factory=list)  # the posts a result took
+    score_delay: float = 0.0  # seconds each score post takes (a slow LMS)
     seen_jti: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -120,6 +133,24 @@ class FakeAdvantagePlatform:
         with self.lock:
             self.line_item_failures.extend(failures)
 
+    def fail_score_posts(self, *failures: Failure) -> None:
+        with self.lock:
+            self.score_failures.extend(failures)
+
+    def lineitem_url(self, context_id: str, number: int, shape: str | None = None) -> str:
+        """A line item's URL in the platform's shape (Moodle's carries a query string)."""
+        if (shape or self.score_shape) == "canvas":
+            return f"{self.url}/ags/{context_id}/line_items/{number}"
+        return f"{self.url}/ags/{context_id}/lineitems/{number}/lineitem?type_id=1"
+
+    def result(self, lineitem_url: str, user_id: str) -> dict | None:
+        """What the platform holds for a learner on a line item (None: nothing yet)."""
+        from urllib.parse import urlsplit
+
+        with self.lock:
+            found = self.results.get((urlsplit(lineitem_url).path, user_id))
+            return json.loads(json.dumps(found)) if found is not None else None
+
     def expire_tokens(self) -> None:
         """Every token issued so far stops working (the platform's clock says they expired)."""
         with self.lock:
@@ -137,6 +168,8 @@ class FakeAdvantagePlatform:
             response = self._service(request)
         elif request.path.startswith("/nrps/"):
             response = self._nrps(request)
+        elif request.path.startswith("/ags/") and request.path.endswith("/scores"):
+            response = self._score(request)
         elif request.path.startswith("/ags/"):
             response = self._line_items(request)
         else:
@@ -346,6 +379,91 @@ class FakeAdvantagePlatform:
         if failure is not None:
             return self._failure(failure)
         return Response(json.dumps(item), status=201, content_type=LINEITEM_MEDIA_TYPE)
+
+    def _score(self, request: Request) -> Response:
+        """A line item's scores endpoint: POST one learner's score, kept as the shape says."""
+        from datetime import datetime
+
+        if request.method != "POST":
+            return Response("method not allowed", status=405)
+        if self.score_delay:
+            time.sleep(self.score_delay)
+        if not self._authorised(request, SCORE_SCOPE):
+            body = {"errors": [{"message": "Invalid access token"}]}
+            return Response(json.dumps(body), status=401, mimetype="application/json")
+        try:
+            score = json.loads(request.data)
+        except ValueError:
+            score = None
+        if not isinstance(score, dict) or not score.get("userId") or not score.get("timestamp"):
+            body = {"errors": [{"message": "userId and timestamp are required"}]}
+            return Response(json.dumps(body), status=400, mimetype="application/json")
+        lineitem = request.path[: -len("/scores")]
+        key = (lineitem, str(score["userId"]))
+        with self.lock:
+            self.score_posts.append(
+                {
+                    "lineitem": lineitem,
+                    "query": request.query_string.decode(),
+                    "content_type": request.headers.get("Content-Type", ""),
+                    "json": score,
+                }
+            )
+            failure = self.score_failures.pop(0) if self.score_failures else None
+        if failure is not None and not failure.applied:
+            return self._failure(failure)
+        if request.headers.get("Content-Type") != SCORE_MEDIA_TYPE:
+            return Response("unsupported media type", status=415)
+        stamp = datetime.fromisoformat(score["timestamp"])
+        if stamp.tzinfo is None:
+            body = {"errors": [{"message": "timestamp without a zone"}]}
+            return Response(json.dumps(body), status=400, mimetype="application/json")
+        with self.lock:
+            held = self.results.get(key)
+            if held is not None:
+                before = datetime.fromisoformat(held["timestamp"])
+                if self.score_shape == "canvas" and stamp < before:
+                    message = (
+                        f"Provided timestamp of {score['timestamp']} before last updated "
+                        f"timestamp of {held['timestamp']}"
+                    )
+                    body = {"errors": [{"message": message}]}
+                    return Response(json.dumps(body), status=400, mimetype="application/json")
+                if self.score_shape != "canvas" and stamp <= before:
+                    return Response(
+                        json.dumps({"message": "Score not newer"}),
+                        status=409,
+                        mimetype="application/json",
+                    )
+            result = dict(held or {"comments": [], "submissions": []})
+            result.update(
+                timestamp=score["timestamp"],
+                activityProgress=score.get("activityProgress"),
+                gradingProgress=score.get("gradingProgress"),
+                scoreGiven=score.get("scoreGiven"),
+                scoreMaximum=score.get("scoreMaximum"),
+            )
+            if self.score_shape == "canvas":
+                if score.get("comment"):
+                    result["comments"] = [*result["comments"], score["comment"]]
+                extension = score.get(CANVAS_SUBMISSION)
+                # Canvas: new_submission defaults to true (a new attempt on every post).
+                if not isinstance(extension, dict) or extension.get("new_submission", True):
+                    extension = extension if isinstance(extension, dict) else {}
+                    result["submissions"] = [
+                        *result["submissions"],
+                        {k: extension.get(k) for k in ("submission_type", "submission_data")},
+                    ]
+            else:
+                if score.get("gradingProgress") != "FullyGraded":
+                    result["scoreGiven"] = None
+                result["feedback"] = score.get("comment") or ""
+            self.results[key] = result
+            self.accepted_scores.append({"lineitem": lineitem, **score})
+        if failure is not None:
+            return self._failure(failure)
+        body = {"resultUrl": f"{self.url}{lineitem}/results/{score['userId']}"}
+        return Response(json.dumps(body), mimetype="application/json")
 
 
 # -- member lists shaped like the platforms send them --------------------------------------------

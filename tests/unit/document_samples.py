@@ -454,3 +454,33 @@ def write_mp4(path: Path, mdat_size: int = 256) -> Path:
     movie.tags["\xa9cmt"] = [f"Filmed with {OTHER}"]
     movie.save()
     return path
+
+
+def _ebml(element: int, payload: bytes, unknown_size: bool = False) -> bytes:
+    """An EBML element with an 8-byte size (or "unknown", as live recorders write)."""
+    size = (
+        b"\x01\xff\xff\xff\xff\xff\xff\xff"
+        if unknown_size
+        else b"\x01" + len(payload).to_bytes(7, "big")
+    )
+    return element.to_bytes((element.bit_length() + 7) // 8, "big") + size + payload
+
+
+FRAME = bytes(range(256)) * 4  # stands for the compressed video of the cluster
+
+
+def write_webm(path: Path, live: bool = False) -> Path:
+    """A WebM with a title, a track name and tags naming the learner. live: Segment and
+    Cluster of unknown size, as a browser's MediaRecorder writes them."""
+    header = _ebml(0x1A45DFA3, _ebml(0x4282, b"webm") + _ebml(0x4287, b"\x04"))
+    info = _ebml(0x1549A966, _ebml(0x2AD7B1, b"\x0f\x42\x40") + _ebml(0x4D80, b"test")
+                 + _ebml(0x7BA9, f"Talk by {LEARNER}".encode()))  # fmt: skip
+    track = _ebml(0xAE, _ebml(0xD7, b"\x01") + _ebml(0x83, b"\x01") + _ebml(0x86, b"V_VP8")
+                  + _ebml(0x536E, f"Webcam of {LEARNER}".encode()))  # fmt: skip
+    tracks = _ebml(0x1654AE6B, track)
+    simple = _ebml(0x67C8, _ebml(0x45A3, b"ARTIST") + _ebml(0x4487, LEARNER.encode()))
+    tags = _ebml(0x1254C367, _ebml(0x7373, _ebml(0x63C0, b"") + simple))
+    cluster = _ebml(0x1F43B675, _ebml(0xE7, b"\x00") + _ebml(0xA3, FRAME), unknown_size=live)
+    segment = info + tracks + tags + cluster if live else info + tracks + cluster + tags
+    path.write_bytes(header + _ebml(0x18538067, segment, unknown_size=live))
+    return path

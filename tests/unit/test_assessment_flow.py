@@ -22,6 +22,7 @@ from lti_tool.assessment.models import (
     Assessor,
     Decision,
 )
+from lti_tool.credentials.service import public_url_for_attempt
 from lti_tool.db import transaction
 from lti_tool.evidence.models import Attempt
 from lti_tool.outbox.models import OutboxMessage
@@ -68,9 +69,10 @@ def attempt(services, attempt_id: int) -> Attempt:
         return session.get(Attempt, attempt_id)
 
 
-def outbox_keys(services) -> set[str]:
+def outbox_keys(services) -> list[str]:
+    """The outbox's keys in the order they were posted."""
     with services.session_factory() as session:
-        return set(session.scalars(select(OutboxMessage.key)))
+        return list(session.scalars(select(OutboxMessage.key).order_by(OutboxMessage.id)))
 
 
 def test_a_submission_becomes_a_blind_case_with_two_different_assessors(
@@ -125,7 +127,10 @@ def test_both_met_every_required_criterion_earns_and_asks_for_the_badge(
         assert (decision.outcome, decision.path) == ("earned", AGREED)
     keys = outbox_keys(services)
     assert f"badge.requested:{attempt_id}" in keys
-    assert f"grade.decided:{attempt_id}" not in keys
+    # The decision asks for the badge only; the grade follows once the badge is issued.
+    with services.session_factory() as session:
+        assert public_url_for_attempt(session, attempt_id, "https://tool.test") is not None
+    assert keys.index(f"grade.decided:{attempt_id}") > keys.index(f"badge.requested:{attempt_id}")
     assert seed.case_of(services, attempt_id).status == DECIDED
 
 

@@ -131,13 +131,13 @@ def test_places_of_hits_in_answers_files_and_metadata(index: IdentityIndex) -> N
         body=[TextPart("paragraph 3", "Reviewed by Grace Hopper.")],
         metadata=[MetadataField("author", "Ada Lovelace")],
     )
-    webm = DocumentText(documents.WEBM, metadata=[MetadataField("title", "Ada Lovelace")])
+    heic = DocumentText("image/heic", metadata=[MetadataField("title", "Ada Lovelace")])
     report = check(
         index,
         {"Part 1, question 2": "In my class, Ada Lovelace (me) taught.", "Part 2, question 1": ""},
         [
             FileToCheck("plan-ada-lovelace.docx", documents.DOCX, document),
-            FileToCheck("talk.webm", documents.WEBM, webm),
+            FileToCheck("photo.heic", "image/heic", heic),  # a type strip cannot clean
             FileToCheck("broken.pdf", documents.PDF, None),
         ],
     )
@@ -146,12 +146,12 @@ def test_places_of_hits_in_answers_files_and_metadata(index: IdentityIndex) -> N
         ("file name plan-ada-lovelace.docx", IN_FILE_NAME, True),
         ("file plan-ada-lovelace.docx, paragraph 3", IN_FILE_TEXT, False),
         ("file plan-ada-lovelace.docx, metadata: author", IN_FILE_METADATA, True),
-        ("file talk.webm, metadata: title", IN_FILE_METADATA, False),  # cannot be cleaned
+        ("file photo.heic, metadata: title", IN_FILE_METADATA, False),
     ]
     assert [h.place for h in report.to_edit] == [
         "Part 1, question 2, word 4",
         "file plan-ada-lovelace.docx, paragraph 3",
-        "file talk.webm, metadata: title",
+        "file photo.heic, metadata: title",
     ]
     assert len(report.removed_automatically) == 2
     assert report.unchecked == ["file broken.pdf: could not be read, so it was not checked"]

@@ -45,6 +45,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "opus": (samples.write_opus, documents.OGG, ""),
     "wav": (samples.write_wav, "audio/wav", ""),
     "mp4": (samples.write_mp4, "video/mp4", ""),
+    "webm": (samples.write_webm, documents.WEBM, ""),
 }
 
 
@@ -302,15 +303,26 @@ def test_garbage_raises_corrupt(data: bytes, media_type: str, tmp_path: Path) ->
 
 
 def test_types_that_cannot_be_cleaned_are_reported_not_passed(tmp_path: Path) -> None:
-    webm = tmp_path / "a.webm"
-    webm.write_bytes(webm_bytes())
-    report = strip_metadata(webm, tmp_path / "b.webm", documents.WEBM)
+    other = tmp_path / "a.bin"
+    other.write_bytes(webm_bytes())
+    report = strip_metadata(other, tmp_path / "b.bin", "application/x-unknown")
     assert not report.cleaned and report.not_removed
-    assert (tmp_path / "b.webm").read_bytes() == webm.read_bytes()
-    assert not documents.can_strip(documents.WEBM)
-    assert not extract(webm, documents.WEBM).complete
-    unknown = strip_metadata(webm, tmp_path / "c.bin", "application/x-unknown")
-    assert not unknown.cleaned
+    assert (tmp_path / "b.bin").read_bytes() == other.read_bytes()
+    assert not documents.can_strip("application/x-unknown")
+    assert not extract(other, "application/x-unknown").complete
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_webm_tags_become_void_elements_of_the_same_size(live: bool, tmp_path: Path) -> None:
+    original = samples.write_webm(tmp_path / "a.webm", live=live)
+    places = {f.place for f in extract(original, documents.WEBM).metadata}
+    assert places == {"title", "track name", "ARTIST tag"}
+    copy = tmp_path / "b.webm"
+    assert strip_metadata(original, copy, documents.WEBM).cleaned
+    data = copy.read_bytes()
+    assert len(data) == original.stat().st_size
+    assert samples.FRAME in data and b"V_VP8" in data  # the video and its codec are kept
+    assert b"Lovelace" not in data and b"ARTIST" not in data
 
 
 def test_xml_entities_are_not_expanded(tmp_path: Path) -> None:
@@ -386,3 +398,58 @@ def test_wav_chunks_become_padding_of_the_same_size(tmp_path: Path) -> None:
     assert len(data) == wav.stat().st_size
     assert b"JUNK" in data and b"INFO" not in data
     assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
+
+
+def test_embedded_workbooks_and_local_file_links_are_cleaned(tmp_path: Path) -> None:
+    """A chart's workbook inside a Word file has its own author; a template linked from the
+    author's folder names their account."""
+    workbook = samples.write_xlsx(tmp_path / "chart.xlsx")
+    path = samples.write_docx(tmp_path / "a.docx")
+    template = (
+        '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+        'schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" '
+        'Target="file:///C:\\Users\\alovelace\\Templates\\Normal.dotm" TargetMode="External"/>'
+        "</Relationships>"
+    )
+    with zipfile.ZipFile(path, "a") as package:
+        package.write(workbook, "word/embeddings/Microsoft_Excel_Worksheet.xlsx")
+        package.writestr("word/_rels/settings.xml.rels", template)
+    found = {(f.place, f.value) for f in extract(path, documents.DOCX).metadata}
+    assert ("embedded Microsoft_Excel_Worksheet.xlsx: author", samples.LEARNER) in found
+    assert ("linked file path", "file:///C:\\Users\\alovelace\\Templates\\Normal.dotm") in found
+    copy = tmp_path / "b.docx"
+    report = strip_metadata(path, copy, documents.DOCX)
+    assert report.cleaned, report.not_removed
+    assert b"lovelace" not in all_bytes(copy, documents.DOCX).lower()
+    with zipfile.ZipFile(copy) as package:
+        inner = package.read("word/embeddings/Microsoft_Excel_Worksheet.xlsx")
+        assert b"Normal.dotm" in package.read("word/_rels/settings.xml.rels")
+    (tmp_path / "inner.xlsx").write_bytes(inner)
+    inner_found = extract(tmp_path / "inner.xlsx", documents.XLSX)
+    assert "Checked by Grace Hopper" in inner_found.text  # the workbook itself is intact
+    assert b"lovelace" not in all_bytes(tmp_path / "inner.xlsx", documents.XLSX).lower()
+
+
+def test_a_pdf_attachment_keeps_the_copy_from_being_called_clean(tmp_path: Path) -> None:
+    path = samples.write_pdf(tmp_path / "a.pdf")
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        pdf.attachments["notes.docx"] = pikepdf.AttachedFileSpec(pdf, b"anything")
+        pdf.save(path)
+    assert ("attached file (not cleaned)", "notes.docx") in {
+        (f.place, f.value) for f in extract(path, documents.PDF).metadata
+    }
+    report = strip_metadata(path, tmp_path / "b.pdf", documents.PDF)
+    assert not report.cleaned
+    assert any("notes.docx" in reason for reason in report.not_removed)
+
+
+def test_zip_bombs_and_copies_onto_the_original_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = samples.write_docx(tmp_path / "a.docx")
+    with pytest.raises(ValueError):
+        strip_metadata(path, path, documents.DOCX)
+    monkeypatch.setattr(documents, "MAX_PACKAGE", 1000)
+    with pytest.raises(CorruptDocument, match="expands"):
+        extract(path, documents.DOCX)

@@ -135,3 +135,21 @@ def test_reflections_show_the_shared_passages_as_written() -> None:
     unrelated = compare_reflections(mine, "Completely different words about other things here.")
     assert unrelated.containment == 0 and unrelated.shared_passages == []
     assert compare_reflections(mine, "").shared_passages == []
+
+
+def test_boilerplate_such_as_a_template_is_not_counted_as_copying() -> None:
+    template = essay(300)  # a lesson-plan template given with the micro-credential
+    a = template + " " + essay(200)
+    b = template + " " + essay(200)
+    assert compare(fingerprint({"p": a}), fingerprint({"p": b}))[0].score > 0.5
+    plain = compare(fingerprint({"p": a}, boilerplate=[template]),
+                    fingerprint({"p": b}, boilerplate=[template]))  # fmt: skip
+    assert plain[0].score < 0.05
+
+
+def test_a_quoted_reflection_prompt_is_not_a_shared_passage() -> None:
+    prompt = "Describe what you would do differently next time and why."
+    mine = f"{prompt} I would start the group work earlier in the lesson."
+    theirs = f"{prompt} Next time our team would plan the materials on Monday."
+    assert compare_reflections(mine, theirs).shared_passages
+    assert compare_reflections(mine, theirs, boilerplate=[prompt]).shared_passages == []
