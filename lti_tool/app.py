@@ -77,8 +77,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["lti_tool"] = services
 
     from lti_tool.lti.views import blueprint as lti_blueprint
+    from lti_tool.web.api import blueprint as api_blueprint
     from lti_tool.web.assess import blueprint as assess_blueprint
     from lti_tool.web.assessment_admin import blueprint as assessment_admin_blueprint
+    from lti_tool.web.assessment_stats import blueprint as assessment_stats_blueprint
     from lti_tool.web.badges import blueprint as badges_blueprint
     from lti_tool.web.catalog import blueprint as catalog_blueprint
     from lti_tool.web.course import blueprint as course_blueprint
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from lti_tool.web.grades import blueprint as grades_blueprint
     from lti_tool.web.pages import blueprint as pages_blueprint
     from lti_tool.web.progress import blueprint as progress_blueprint
+    from lti_tool.web.signin import blueprint as signin_blueprint
 
     app.register_blueprint(lti_blueprint)
     app.register_blueprint(pages_blueprint)
@@ -93,6 +96,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(course_blueprint)
     app.register_blueprint(progress_blueprint)
     app.register_blueprint(evidence_blueprint)
+    app.register_blueprint(signin_blueprint)
+    app.register_blueprint(api_blueprint)
+    app.register_blueprint(assessment_stats_blueprint)
     app.register_blueprint(grades_blueprint)
     app.register_blueprint(badges_blueprint)
     app.register_blueprint(assess_blueprint)
@@ -153,6 +159,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unexpected error on %s", request.path)
+        if request.path.startswith("/api/"):
+            message = "The tool hit an unexpected error. It has been logged; please try again."
+            return {"error": "Internal Server Error", "message": message}, 500
         return (
             render_template(
                 "error.html",

@@ -1,5 +1,5 @@
 """The `lti-tool` command: serve, demo, worker, sweep, db, platform, keys, catalog, badge,
-assessor.
+assessor, admin, account, api-token.
 
 Every command exits non-zero with a one-line reason on bad input.
 """
@@ -529,3 +529,159 @@ def run() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# -- accounts and API tokens -----------------------------------------------------------------
+def _password_from(stdin: bool) -> str:
+    """The password: one line of standard input, or typed twice at a hidden prompt."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            _fail("no password on standard input")
+        return password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@main.group()
+def admin() -> None:
+    """The tool's administrators (accounts that open /admin/)."""
+
+
+@admin.command("add")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password-stdin", is_flag=True, help="Read a local password from stdin.")
+def admin_add(email: str, name: str, password_stdin: bool) -> None:
+    """Create an administrator account (single sign-on only unless a password is given)."""
+    from lti_tool.accounts.service import AccountError, add_account
+
+    password = _password_from(True) if password_stdin else None
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            account = add_account(session, email, name, is_admin=True, password=password)
+            summary = f"added administrator {account.id}: {account.name} <{account.email}>"
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(summary)
+    if password is None:
+        click.echo(
+            "no local password: sign in through single sign-on, or set one with "
+            f"'lti-tool account set-password {account.email}'"
+        )
+
+
+@main.group()
+def account() -> None:
+    """Assessor and administrator accounts."""
+
+
+@account.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def account_set_password(email: str, password_stdin: bool) -> None:
+    """Set (or reset) the local password of the account with this e-mail."""
+    from lti_tool.accounts.service import AccountError, set_password
+
+    services = _ready_services()
+    password = _password_from(password_stdin or not sys.stdin.isatty())
+    try:
+        with transaction(services.session_factory) as session:
+            changed = set_password(session, email, password).email
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"password set for {changed}")
+
+
+@account.command("disable")
+@click.argument("email")
+def account_disable(email: str) -> None:
+    """Stop an account from signing in (its open sessions end at their next request)."""
+    _set_active(email, False)
+
+
+@account.command("enable")
+@click.argument("email")
+def account_enable(email: str) -> None:
+    """Let a disabled account sign in again."""
+    _set_active(email, True)
+
+
+def _set_active(email: str, active: bool) -> None:
+    from lti_tool.accounts.service import AccountError, set_active
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            changed = set_active(session, email, active).email
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"{changed} {'enabled' if active else 'disabled'}")
+
+
+@main.group("api-token")
+def api_token() -> None:
+    """Bearer tokens of assessment organisations for /api/v1."""
+
+
+@api_token.command("create")
+@click.option("--org", "organisation", required=True, help="Created if it does not exist.")
+@click.option("--label", default="", help="What the token is for (shown by 'list').")
+def api_token_create(organisation: str, label: str) -> None:
+    """Create a token and print it once: only a hash of it is kept."""
+    from lti_tool.accounts.service import AccountError, create_api_token
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            issued = create_api_token(session, organisation, label)
+            token_id, org_name = issued.token.id, issued.token.organisation.name
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(issued.plaintext)
+    click.echo(
+        f"token {token_id} for {org_name}: copy it now, it cannot be shown again", err=True
+    )
+
+
+@api_token.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def api_token_list(as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    from lti_tool.accounts.service import list_api_tokens
+
+    services = _ready_services()
+    with transaction(services.session_factory) as session:
+        rows = [
+            {
+                "id": token.id,
+                "organisation": token.organisation.name,
+                "label": token.label,
+                "created_at": token.created_at.isoformat(),
+                "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+                "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+            }
+            for token in list_api_tokens(session)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at'][:16]}" if row["revoked_at"] else "active"
+        used = f"last used {row['last_used_at'][:16]}" if row["last_used_at"] else "never used"
+        click.echo(f"{row['id']}\t{row['organisation']}\t{state}\t{used}\t{row['label']}")
+
+
+@api_token.command("revoke")
+@click.argument("token_id", type=int)
+def api_token_revoke(token_id: int) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from lti_tool.accounts.service import AccountError, revoke_api_token
+
+    services = _ready_services()
+    try:
+        with transaction(services.session_factory) as session:
+            name = revoke_api_token(session, token_id).organisation.name
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"revoked token {token_id} of {name}")

@@ -75,6 +75,19 @@ class Settings:
     # Educators of a course may read (never change) their learners' evidence; off by default:
     # they see states only.
     educators_see_evidence: bool = False
+    # Sign-in to /assess/ and /admin/ (lti_tool/web/signin.py): an account (an e-mail) or a
+    # client address is locked for signin_lockout_minutes after this many failed attempts
+    # within that time.
+    signin_max_failures_per_account: int = 5
+    signin_max_failures_per_address: int = 50
+    signin_lockout_minutes: int = 15
+    # Single sign-on through an OpenID Connect provider: its issuer URL (or the URL of its
+    # discovery document), and the client registered there; empty issuer: local passwords only.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid email profile"
+    oidc_provider_name: str = "single sign-on"
     # Assessors (lti_tool/assessment): a review is due this many business days after it is
     # assigned; the assessor is reminded this many business days before that, and the case is
     # reassigned once it has passed. Admins see the cases whose decision is due within
@@ -104,6 +117,13 @@ class Settings:
     @property
     def uses_https(self) -> bool:
         return self.public_url.startswith("https://")
+
+    @property
+    def oidc_discovery_url(self) -> str:
+        """The provider's discovery document: the issuer's well-known URL unless given whole."""
+        if not self.oidc_issuer or "/.well-known/" in self.oidc_issuer:
+            return self.oidc_issuer
+        return self.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"
 
     def url(self, path: str) -> str:
         """Absolute public URL of a path of this tool."""
@@ -136,6 +156,20 @@ class Settings:
                 )
             if self.demo:
                 raise SettingsError("the demo LMS cannot run in production: unset LTI_TOOL_DEMO")
+        if self.oidc_issuer:
+            if not self.oidc_issuer.startswith(("https://", "http://")):
+                raise SettingsError(
+                    f"LTI_TOOL_OIDC_ISSUER must be an http(s) URL, not {self.oidc_issuer!r}"
+                )
+            if not self.oidc_client_id:
+                raise SettingsError(
+                    "single sign-on needs the client registered at the identity provider: set "
+                    "LTI_TOOL_OIDC_CLIENT_ID (and LTI_TOOL_OIDC_CLIENT_SECRET)"
+                )
+        for name in ("signin_max_failures_per_account", "signin_max_failures_per_address",
+                     "signin_lockout_minutes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
         if self.assessment_review_business_days < 1:
             raise SettingsError("LTI_TOOL_ASSESSMENT_REVIEW_BUSINESS_DAYS must be at least 1")
         for name in ("assessment_reminder_business_days", "assessment_at_risk_business_days"):

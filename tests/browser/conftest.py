@@ -161,6 +161,7 @@ class DemoWorld:
     tool_url: str  # https://127.0.0.1:PORT
     lms_url: str  # https://localhost:PORT, the same server under another site's name
     recorder: LaunchRecorder
+    services: Services | None = None  # the tool's database, to seed accounts
 
     def course_page(self, storage: str = "parent") -> str:
         return f"{self.lms_url}/demo/?storage={storage}"
@@ -199,7 +200,7 @@ def demo_world(tmp_path_factory, certificate) -> Iterator[DemoWorld]:
     app.wsgi_app = recorder  # type: ignore[method-assign]
     server.set_app(app)
     try:
-        yield DemoWorld(tool_url, lms_url, recorder)
+        yield DemoWorld(tool_url, lms_url, recorder, services)
     finally:
         server.stop()
         services.engine.dispose()
