@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from lti_tool.accounts.models import Account, Organisation
+from lti_tool.accounts.models import Account
+from lti_tool.accounts.service import organisation_named
 from lti_tool.assessment.assignment import LOAD_WINDOW
 from lti_tool.assessment.models import (
     ACTIVE,
@@ -105,10 +106,7 @@ def add_assessor(
         raise AssessorError(f"{address} is an assessor already")
     org = None
     if organisation and organisation.strip():
-        org = session.scalar(select(Organisation).where(Organisation.name == organisation.strip()))
-        if org is None:
-            org = Organisation(name=organisation.strip())
-            session.add(org)
+        org = organisation_named(session, organisation)
     if account is None:
         account = Account(email=address, name=name.strip(), organisation=org)
         session.add(account)

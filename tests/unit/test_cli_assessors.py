@@ -97,3 +97,16 @@ def test_assessment_deadline_settings_are_checked():
         load_settings(environ={}, assessment_review_business_days=0).check()
     with pytest.raises(SettingsError, match="AT_RISK"):
         load_settings(environ={}, assessment_at_risk_business_days=-1).check()
+
+
+def test_an_assessor_joins_the_organisation_of_that_name_whatever_its_case(cli, catalog, services):
+    """`api-token create --org` and `assessor add --org` name one organisation, not two."""
+    from sqlalchemy import select
+
+    from lti_tool.accounts.models import Organisation
+
+    assert cli("api-token", "create", "--org", "Assessors United").exit_code == 0
+    result = add(cli, "kim@a.example", "--certify", "exit-tickets", "--org", "ASSESSORS UNITED")
+    assert result.exit_code == 0, result.output
+    with services.session_factory() as session:
+        assert [o.name for o in session.scalars(select(Organisation))] == ["Assessors United"]
