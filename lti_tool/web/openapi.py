@@ -151,6 +151,24 @@ SCHEMAS: dict[str, Any] = {
             "can_start": {"type": "boolean"},
             "can_submit": {"type": "boolean"},
             "can_decline": {"type": "boolean"},
+            "similar": {
+                "type": "array",
+                "description": "Submissions of the same micro-credential this one nearly "
+                "matches, by case code (null: never assessed); flagged, never blocked.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "case_code": {"type": ["string", "null"]},
+                        "percent": {"type": "integer"},
+                        "parts": {
+                            "type": "array",
+                            "items": {"type": "array", "prefixItems": [
+                                {"type": "string"}, {"type": "integer"}]},
+                        },
+                        "declared_collaboration": {"type": "boolean"},
+                    },
+                },
+            },
             "review_url": {"type": "string"},
         },
     },

@@ -263,3 +263,44 @@ def test_an_lms_administrator_uses_the_pages_with_the_lt_token_inside_the_iframe
     assert client.get(f"/admin/assessors?lt={learner}").status_code == 403
     refused = client.post("/admin/assessors", data={"lt": learner, "email": "x@y.example"})
     assert refused.status_code == 403
+
+
+def test_assessors_see_a_similar_submission_by_its_case_code_only(client, services, portal):
+    """The similarity flag evidence stored at submission reaches the assessors, naming the
+    other submission by its case code, never by who wrote it; it blocks nothing."""
+    from lti_tool.db import transaction
+    from lti_tool.evidence.models import AttemptNotes
+
+    copier = seed.Learner(
+        name="Quentin Copley",
+        email="quentin.copley@elsewhere.example",
+        subject="copy-1",
+        platform="Elsewhere Moodle",
+        course="Another course",
+        context_id="ctx-another",
+        original_file_name="Quentin_Copley_plan.pdf",
+    )
+    copied = seed.submit_attempt(services, seed.add_learner(services, copier), copier)
+    with transaction(services.session_factory) as session:
+        session.add(
+            AttemptNotes(
+                attempt_id=copied,
+                similar_attempts=[
+                    {"attempt_id": portal["attempt_id"], "score": 0.93,
+                     "parts": [{"part": "reflection", "score": 0.97}], "declared": False}
+                ],
+            )
+        )  # fmt: skip
+    case = seed.case_of(services, copied)
+    with services.session_factory() as session:
+        from lti_tool.assessment.models import Assessor
+
+        account = session.get(Assessor, case.assignments[0].assessor_id).account_id
+    sign_in(client, account)
+    page = client.get(f"/assess/cases/{case.code}").get_data(as_text=True)
+    assert "Similar submissions" in page
+    assert f"93% like case {portal['code']}" in page and "reflection 97%" in page
+    assert "Quentin" not in page and "Copley" not in page
+    original = client.get(f"/assess/cases/{portal['code']}")
+    assert original.status_code in (200, 404)  # their own case or not: no flag either way
+    assert "Similar submissions" not in original.get_data(as_text=True)
