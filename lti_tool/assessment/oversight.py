@@ -18,6 +18,7 @@ from lti_tool.assessment.models import (
     Assignment,
     Case,
 )
+from lti_tool.assessment.similar import SimilarView, flagged_open_cases
 from lti_tool.business_days import calendar_from_settings
 from lti_tool.catalog.models import MicroCredentialVersion
 from lti_tool.db import utcnow
@@ -53,6 +54,8 @@ class Oversight:
     waiting: list[WatchedCase]
     at_risk_count: int
     at_risk: list[WatchedCase]
+    # Open cases flagged as nearly identical to another submission, with what they match.
+    similar: list[tuple[WatchedCase, list[SimilarView]]]
 
 
 def _watched(session: Session, settings: Settings, cases: list, now: datetime) -> list[WatchedCase]:
@@ -114,10 +117,24 @@ def oversight(session: Session, settings: Settings, now: datetime | None = None)
     at_risk = session.execute(
         titled.where(*risk_filter).order_by(Case.decision_due_at, Case.id).limit(LIST_LIMIT)
     ).all()
+    flagged = flagged_open_cases(session, LIST_LIMIT)
+    titles = dict(
+        session.execute(
+            select(MicroCredentialVersion.id, MicroCredentialVersion.title).where(
+                MicroCredentialVersion.id.in_({case.version_id for case, _ in flagged})
+            )
+        ).all()
+    )
+    watched_flagged = _watched(
+        session, settings, [(case, titles.get(case.version_id, "")) for case, _ in flagged], now
+    )
     count = func.count()
     return Oversight(
         waiting_count=session.scalar(select(count).select_from(Case).where(waiting_filter)) or 0,
         waiting=_watched(session, settings, list(waiting), now),
         at_risk_count=session.scalar(select(count).select_from(Case).where(*risk_filter)) or 0,
         at_risk=_watched(session, settings, list(at_risk), now),
+        similar=[
+            (watched, views) for watched, (_, views) in zip(watched_flagged, flagged, strict=True)
+        ],
     )

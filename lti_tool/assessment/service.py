@@ -56,9 +56,9 @@ from lti_tool.assessment.models import (
     Mark,
     Review,
 )
+from lti_tool.assessment.similar import SimilarView, similar_to
 from lti_tool.catalog.models import MicroCredentialVersion
 from lti_tool.db import utcnow
-from lti_tool.evidence.checks import similarity_flags
 from lti_tool.evidence.outcomes import mark_in_review, record_decision
 from lti_tool.evidence.storage import Storage
 from lti_tool.outbox.service import post
@@ -156,17 +156,6 @@ class PartView:
 
 
 @dataclass(frozen=True)
-class SimilarView:
-    """A submission of the same micro-credential this one nearly matches, named by its case
-    code only (None: it was never a case, e.g. withdrawn), never by who wrote it."""
-
-    case_code: str | None
-    percent: int
-    parts: list[tuple[str, int]]
-    declared_collaboration: bool
-
-
-@dataclass(frozen=True)
 class CaseView:
     code: str
     title: str
@@ -197,27 +186,6 @@ class _Context:
     case: Case
     version: MicroCredentialVersion
     disputed: set[tuple[str, str]] = field(default_factory=set)
-
-
-def _similar(session: Session, attempt_id: int) -> list[SimilarView]:
-    """The similarity flags of the attempt (evidence.checks), told by case code."""
-    flags = similarity_flags(session, attempt_id)
-    codes = dict(
-        session.execute(
-            select(Case.attempt_id, Case.code).where(
-                Case.attempt_id.in_([flag["attempt_id"] for flag in flags])
-            )
-        ).all()
-    )
-    return [
-        SimilarView(
-            case_code=codes.get(flag["attempt_id"]),
-            percent=round(100 * flag["score"]),
-            parts=[(p["part"], round(100 * p["score"])) for p in flag.get("parts", [])],
-            declared_collaboration=bool(flag.get("declared")),
-        )
-        for flag in flags
-    ]
 
 
 # -- finding one's own case -------------------------------------------------------------------
@@ -392,7 +360,7 @@ def case_view(session: Session, assessor: Assessor, code: str) -> CaseView:
         due_at=assignment.due_at,
         decision_due_at=case.decision_due_at,
         collaboration=answers.get("collaboration", ""),
-        similar=_similar(session, case.attempt_id),
+        similar=similar_to(session, case.attempt_id),
         parts=parts,
         submitted=assignment.state == SUBMITTED,
         can_start=assignment.state == ASSIGNED,

@@ -304,3 +304,8 @@ def test_assessors_see_a_similar_submission_by_its_case_code_only(client, servic
     original = client.get(f"/assess/cases/{portal['code']}")
     assert original.status_code in (200, 404)  # their own case or not: no flag either way
     assert "Similar submissions" not in original.get_data(as_text=True)
+    # Administrators see the flagged open cases listed.
+    sign_in(client, add_admin(services, "admin@tool.example"))
+    admin_page = client.get("/admin/assessment").get_data(as_text=True)
+    assert f"93% like case {portal['code']}" in admin_page
+    assert case.code in admin_page and "Quentin" not in admin_page
