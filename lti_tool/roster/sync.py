@@ -115,8 +115,13 @@ def progress(cache: Cache, course_id: int) -> SyncProgress | None:
         return None
     state = SyncProgress.from_dict(data)
     if state.active and cache.get(_lock_key(course_id)) is None:
-        state.state = FAILED
-        state.error = state.error or "The sync stopped before it finished. Start it again."
+        # A sync saves its final state before it releases the lock: read once more, or a sync
+        # that finished between the two reads above would be reported as failed.
+        again = cache.get(_progress_key(course_id))
+        state = SyncProgress.from_dict(again) if again is not None else state
+        if state.active:
+            state.state = FAILED
+            state.error = state.error or "The sync stopped before it finished. Start it again."
     return state
 
 

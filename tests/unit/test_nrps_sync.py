@@ -516,3 +516,24 @@ def test_the_sync_form_needs_its_token(app, client, services, canvas, canvas_lms
     educator_launch(client, canvas, canvas_lms)  # signed in by cookie too
     assert client.post("/course/roster/sync").status_code == 403  # a cross-site form has no lt
     assert client.post("/course/roster/sync", data={"lt": "forged"}).status_code == 401
+
+
+def test_a_sync_finishing_between_the_two_reads_is_not_reported_failed(services):
+    """The page reads the progress, then the lock; a sync that saves "done" and releases its
+    lock in between is done, not failed (a worker that died leaves "running" and no lock)."""
+    from lti_tool.roster import sync
+
+    cache = services.cache
+    sync._save(cache, 7, sync.SyncProgress(state=sync.RUNNING))
+
+    class FinishesBetweenReads:
+        def get(self, key):
+            if key == sync._lock_key(7):
+                sync._save(cache, 7, sync.SyncProgress(state=sync.DONE, pages=3))
+                return None
+            return cache.get(key)
+
+    assert sync.progress(FinishesBetweenReads(), 7).state == sync.DONE
+    sync._save(cache, 7, sync.SyncProgress(state=sync.RUNNING))
+    died = sync.progress(cache, 7)  # no lock, still running: the worker is gone
+    assert died.state == sync.FAILED and "stopped before it finished" in died.error
