@@ -145,6 +145,7 @@ def _page(
             notice=NOTICES.get(request.args.get("notice", "")),
             readonly=readonly or not page.can_edit,
             educator_view=readonly,
+            learner_id=user_id,
             token=token,
             token_param=TOKEN_PARAM,
             labels=STATE_LABELS,
@@ -540,6 +541,30 @@ def learner_attempt(user_id: int, attempt_id: int):
     except evidence.NotFound as exc:
         abort(404, exc.message)
     return _attempt_page(identity, found, educator_view=True)
+
+
+@blueprint.route("/course/learners/<int:user_id>/evidence/<key>/files/<int:file_id>")
+def learner_draft_download(user_id: int, key: str, file_id: int):
+    """A file of a learner's draft, for an educator who may read their evidence."""
+    _educator_of(user_id)
+    mc_id = db().scalar(select(MicroCredential.id).where(MicroCredential.key == key))
+    try:
+        row = evidence.draft_file(db(), user_id, mc_id or 0, file_id)
+    except evidence.NotFound as exc:
+        abort(404, exc.message)
+    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+
+
+@blueprint.route("/course/learners/<int:user_id>/attempts/<int:attempt_id>/files/<int:file_id>")
+def learner_attempt_download(user_id: int, attempt_id: int, file_id: int):
+    """A file of a learner's attempt, for an educator who may read their evidence."""
+    _educator_of(user_id)
+    try:
+        found = evidence.attempt_of(db(), user_id, attempt_id)
+        row = evidence.attempt_file(db(), found, file_id)
+    except evidence.NotFound as exc:
+        abort(404, exc.message)
+    return _send(row.storage_key, row.original_name, row.media_type, row.size)
 
 
 @blueprint.app_context_processor

@@ -399,7 +399,24 @@ def test_educators_see_evidence_only_when_the_setting_allows(client, course, can
     assert shown.status_code == 200
     body = text_of(shown)
     assert "Read-only view" in body and "<textarea" not in body and words(260) in body
-    assert "transcript.pdf" in body and "/files/" not in body
+    assert "transcript.pdf" in body and f'href="/evidence/{KEY}/files/' not in body
+    # The educator reads the files too, through their own read-only route.
+    found = re.search(rf'href="({path}/files/\d+)\?lt=', body)
+    assert found, "the educator's view links the file"
+    download = client.get(found.group(1), query_string={"lt": educator})
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    assert client.get(found.group(1), query_string={"lt": token}).status_code == 403
+    monkeypatch.setattr(services, "settings", settings.replace(educators_see_evidence=False))
+    assert client.get(found.group(1), query_string={"lt": educator}).status_code == 403
+    monkeypatch.setattr(services, "settings", settings)
+    assert client.post(f"/evidence/{KEY}/submit", data={"lt": token}).status_code in (302, 303)
+    with services.session_factory() as session:
+        attempt_id = session.scalars(select(Attempt.id)).one()
+    attempt_page = text_of(client.get(f"/course/learners/{learner_id}/attempts/{attempt_id}",
+                                      query_string={"lt": educator}))  # fmt: skip
+    found = re.search(rf'href="(/course/learners/{learner_id}/attempts/{attempt_id}/files/\d+)',
+                      attempt_page)  # fmt: skip
+    assert found and client.get(found.group(1), query_string={"lt": educator}).status_code == 200
     # A learner cannot use the educator's view, and a stranger to the course is not found.
     assert client.get(path, query_string={"lt": token}).status_code == 403
     with services.session_factory() as session:
