@@ -17,7 +17,7 @@ from lti_tool.assessment.assessors import list_assessors
 from lti_tool.catalog.models import MicroCredential
 from lti_tool.db import transaction
 from lti_tool.demo_lms import setup as demo_setup
-from lti_tool.evidence.models import EARNED, Attempt
+from lti_tool.evidence.models import EARNED, REVISE, Attempt
 from tests.unit import test_course_mapping
 from tests.unit.test_course_mapping import DemoWorld, course_page_link, submit_auto_form
 
@@ -90,7 +90,9 @@ def fill_in_and_submit(http: requests.Session, workspace: requests.Response) -> 
     return submitted
 
 
-def review_as(base: str, assessor: demo_setup.DemoAssessor) -> None:
+def review_as(base: str, assessor: demo_setup.DemoAssessor, feedback: str | None = None) -> None:
+    """Sign in at /assess/login, open the one case, start it, mark every criterion: met, or
+    not met with `feedback`."""
     http = browser()
     login_page = http.get(base + "/assess/login")
     token = CSRF.search(login_page.text).group(1)
@@ -111,12 +113,15 @@ def review_as(base: str, assessor: demo_setup.DemoAssessor) -> None:
     assert review, case.text[:1500]
     data = hidden_fields(review.group(2))
     for name in sorted(set(re.findall(r'name="(met:[^"]+)"', review.group(2)))):
-        data[html.unescape(name)] = "met"
+        data[html.unescape(name)] = "met" if feedback is None else "not_met"
+        if feedback is not None:
+            data["feedback:" + html.unescape(name).removeprefix("met:")] = feedback
     done = http.post(base + html.unescape(review.group(1)), data=data)
     assert done.status_code == 200, done.text[:1500]
 
 
-def test_the_whole_loop_of_the_demo(demo):
+def launch_and_submit_as_lee(demo: DemoWorld) -> tuple[requests.Session, requests.Response]:
+    """Lee's part: launch from the course page, open the workspace in one click, submit."""
     course = browser().get(demo.url + "/demo/").text
     for assessor in demo_setup.ASSESSORS:
         assert assessor.email in course and assessor.password in course
@@ -130,7 +135,11 @@ def test_the_whole_loop_of_the_demo(demo):
     workspace = lee.get(urljoin(home.url, html.unescape(workspace_link.group(1))))
     assert workspace.status_code == 200 and "Active Listening" in workspace.text
     fill_in_and_submit(lee, workspace)
+    return lee, home
 
+
+def test_the_whole_loop_of_the_demo(demo):
+    lee, home = launch_and_submit_as_lee(demo)
     for assessor in demo_setup.ASSESSORS:
         review_as(demo.url, assessor)
 
@@ -149,6 +158,27 @@ def test_the_whole_loop_of_the_demo(demo):
     page = lee.get(html.unescape(badge.group(1)))
     assert page.status_code == 200, page.text[:1500]
     assert 'id="status">Valid<' in page.text and "Active Listening" in page.text
+
+
+def test_a_revise_decision_reaches_lee_as_feedback(demo):
+    lee, home = launch_and_submit_as_lee(demo)
+    notes = ["Label your three paraphrases.", "Quote the moment that changed the decision."]
+    for assessor, note in zip(demo_setup.ASSESSORS, notes, strict=True):
+        review_as(demo.url, assessor, feedback=note)
+    with demo.services.session_factory() as session:
+        attempt = session.scalars(select(Attempt)).one()
+        assert attempt.status == REVISE and attempt.decision == "revise"
+        attempt_id = attempt.id
+    token = re.search(r"[?&]lt=([^&#]+)", home.url).group(1)
+    page = lee.get(f"{demo.url}/evidence/attempts/{attempt_id}?lt={token}").text
+    assert all(note in page for note in notes), page[:3000]
+    assert "Assessor 1" in page and "Assessor 2" in page
+    for assessor in demo_setup.ASSESSORS:  # learners never see who the assessors are
+        assert assessor.name not in page and assessor.email not in page
+    gradebook = lee.get(demo.url + "/demo/gradebook").text
+    lee_row = re.search(r'<th scope="row">Lee Marsh</th>(.*?)</tr>', gradebook, re.S)
+    assert lee_row and "Please revise and resubmit" in lee_row.group(1), gradebook[:3000]
+    assert "/badges/" not in lee_row.group(1)
 
 
 def test_the_demo_assessors_hold_every_micro_credential_of_the_catalog(demo):
