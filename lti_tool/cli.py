@@ -104,6 +104,7 @@ def demo(host: str, port: int) -> None:
     _import_catalog(services, sorted((CONFIG_DIR / "catalog").glob("*.yaml")), "Catalog: ")
     with transaction(services.session_factory) as session:
         ensure_demo_assessors(session)  # after the catalog: certified for all of it
+    _assign_waiting(services)  # cases submitted before they existed (an older demo database)
     click.echo(f"Demo LMS: {services.settings.url('/demo/')}")
     _serve(services, host, port, 0)
 
