@@ -96,12 +96,15 @@ def demo(host: str, port: int) -> None:
     if services.settings.is_production:
         _fail("the demo cannot run in production mode")
     from lti_tool import migrate
-    from lti_tool.demo_lms.setup import ensure_demo_platform
+    from lti_tool.demo_lms.setup import ensure_demo_assessors, ensure_demo_platform
 
     migrate.upgrade(services.engine)
     with transaction(services.session_factory) as session:
         ensure_demo_platform(session, services.settings)
     _import_catalog(services, sorted((CONFIG_DIR / "catalog").glob("*.yaml")), "Catalog: ")
+    with transaction(services.session_factory) as session:
+        ensure_demo_assessors(session)  # after the catalog: certified for all of it
+    _assign_waiting(services)  # cases submitted before they existed (an older demo database)
     click.echo(f"Demo LMS: {services.settings.url('/demo/')}")
     _serve(services, host, port, 0)
 

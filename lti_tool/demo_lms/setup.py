@@ -6,8 +6,12 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lti_tool.accounts import service as accounts
+from lti_tool.assessment import assessors as assessor_pool
+from lti_tool.catalog.models import MicroCredential
 from lti_tool.demo_lms import store
 from lti_tool.demo_lms.platform import INSTITUTION_ROLE, ROLE, PlatformSigner, new_private_pem
 from lti_tool.lti.models import Platform
@@ -51,10 +55,41 @@ COURSE = {
     "title": "Collaboration in Schools (demo course)",
     "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"],
 }
-LINKS = ({"id": "demo-link-module-1", "title": "Module 1: Micro-credentials"},)
+# The built-in link names a micro-credential of the sample catalog (its custom parameters) and
+# has a gradebook column, so that the whole loop works before anyone uses Deep Linking.
+LINKS = (
+    {
+        "id": "demo-link-module-1",
+        "title": "Module 1: Active Listening",
+        "custom": {"micro_credential": "active-listening", "stack": "collaboration"},
+        "line_item": {"label": "Active Listening", "scoreMaximum": 100, "tag": "micro-credential"},
+    },
+)
 # The lti_message_hint of the instructor's "Add micro-credentials (Deep Linking)" login.
 DEEP_LINK_HINT = "deep-linking"
 INSTRUCTOR_ROLES = (ROLE + "Instructor", INSTITUTION_ROLE + "Administrator")
+
+
+@dataclass(frozen=True)
+class DemoAssessor:
+    """An assessor account of the demo. Its password is public on purpose (shown on /demo/)."""
+
+    name: str
+    email: str
+    password: str
+    institution: str
+
+
+# From institutions (and e-mail domains) other than the demo LMS's, so no conflict of interest.
+ASSESSORS = (
+    DemoAssessor(
+        "Ayo Bankole", "ayo.bankole@northfield.example", "demo-assessor-1", "Northfield College"
+    ),
+    DemoAssessor(
+        "Mei Tanaka", "mei.tanaka@harbour.example", "demo-assessor-2", "Harbour University"
+    ),
+)
+DEMO_ASSESSOR_CAPACITY = 100
 
 
 def person(key: str) -> DemoPerson | None:
@@ -129,3 +164,27 @@ def ensure_demo_platform(session: Session, settings: Settings) -> Platform:
             product="demo",
         ),
     )
+
+
+def ensure_demo_assessors(session: Session) -> None:
+    """The demo's two assessors, certified for every micro-credential in the catalog (run it
+    after the catalog import; again on each start: it only adds what is missing)."""
+    keys = session.scalars(select(MicroCredential.key).order_by(MicroCredential.key)).all()
+    for demo_assessor in ASSESSORS:
+        if accounts.find_account(session, demo_assessor.email) is None:
+            accounts.add_account(
+                session, demo_assessor.email, demo_assessor.name, password=demo_assessor.password
+            )
+        try:
+            assessor = assessor_pool.find_assessor(session, demo_assessor.email)
+        except assessor_pool.AssessorError:
+            assessor = assessor_pool.add_assessor(
+                session,
+                demo_assessor.email,
+                demo_assessor.name,
+                demo_assessor.institution,
+                DEMO_ASSESSOR_CAPACITY,
+                [],
+            )
+        for key in keys:
+            assessor_pool.certify(session, assessor, key)

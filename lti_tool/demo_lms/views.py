@@ -84,6 +84,7 @@ def index():
         added_links=[link for link in links if link["id"] not in builtin],
         storage=storage,
         modes=list(STORAGE_MODES),
+        assessors=setup.ASSESSORS,
     )
 
 
