@@ -67,6 +67,26 @@ def enqueue(
     )
 
 
+def enqueue_at(
+    services: Services,
+    when: datetime,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str,
+    job_timeout: int = 600,
+) -> None:
+    """Run `func(*args)` in a worker at `when` (RQ's scheduler, run by every worker). Without
+    Redis there is no scheduler: nothing is queued, and the next sweep does the work."""
+    if services.redis is None:
+        return
+    from rq import Queue
+
+    Queue(QUEUE_NAME, connection=services.redis).enqueue_at(
+        when, func, *args, job_id=job_id, job_timeout=job_timeout, result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )  # fmt: skip
+
+
 def sweep(services: Services) -> int:
     """Re-enqueue every pending delivery; return how many were enqueued."""
     total = 0
@@ -169,19 +189,16 @@ def request_score_delivery(services: Services) -> None:
 
 
 def schedule_score_delivery(services: Services, when: datetime | None) -> None:
-    """A deliver_scores job at `when` (RQ's scheduler, run by every worker); one per second.
-    In-process (no Redis) there is no scheduler: the next event or `lti-tool sweep` does it."""
-    if when is None or services.redis is None:
+    """A deliver_scores job at `when`; one per second. In-process (no Redis) there is no
+    scheduler: the next event or `lti-tool sweep` does it."""
+    if when is None:
         return
-    from rq import Queue
-
-    Queue(QUEUE_NAME, connection=services.redis).enqueue_at(
+    enqueue_at(
+        services,
         when,
         deliver_scores,
         job_id=f"deliver-scores-at-{int(when.timestamp())}",
         job_timeout=SCORE_DELIVERY_TIMEOUT,
-        result_ttl=3600,
-        failure_ttl=7 * 86400,
     )
 
 

@@ -181,13 +181,10 @@ def _enqueue(services: Services, message_id: int) -> None:
 
 def _schedule(services: Services, message_id: int, when: datetime) -> None:
     """Retry later: RQ's scheduler when there is Redis; without it the next sweep does."""
-    if services.redis is None:
-        return
-    from rq import Queue
-
     from lti_tool import jobs
 
-    Queue(jobs.QUEUE_NAME, connection=services.redis).enqueue_at(
+    jobs.enqueue_at(
+        services,
         when,
         jobs.deliver_outbox_message,
         message_id,
