@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -51,6 +49,7 @@ from lti_tool.lti.service_client import (
     ServiceClient,
     ServiceError,
     client_for_platform,
+    http_session,
     platform_facts,
 )
 from lti_tool.retry import equal_jitter
@@ -190,7 +189,7 @@ class _Clients:
         mine = getattr(self.local, "clients", None)
         if mine is None:
             mine = self.local.clients = {}
-            self.local.http = self.services.settings.extra.get("http") or _http_session()
+            self.local.http = self.services.settings.extra.get("http") or http_session()
         if platform_id not in mine:
             with self.lock:
                 if platform_id not in self.base:
@@ -201,19 +200,6 @@ class _Clients:
                         )
             mine[platform_id] = dataclasses.replace(self.base[platform_id], http=self.local.http)
         return mine[platform_id]
-
-
-def _http_session() -> requests.Session:
-    """A session of one delivery thread. requests reads the environment (proxies, CA bundle) on
-    every call, about 1 ms a post: where no proxy is named, the CA bundle it would find is set
-    once and the environment is not read again."""
-    http = requests.Session()
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            http.verify = bundle
-        http.trust_env = False
-    return http
 
 
 def delivery_policy(services: Services) -> RetryPolicy:

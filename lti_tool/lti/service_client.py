@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -33,6 +34,7 @@ from typing import Any
 import requests
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc.jwk import RSAKey
+from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session
 
 from lti_tool.cache import Cache
@@ -213,6 +215,42 @@ def platform_message(response: requests.Response) -> str:
     return text[:300] or (response.reason or "")
 
 
+class _PoolKeyMemo(HTTPAdapter):
+    """requests works out the connection pool of a URL on every call (parsing the URL, and a
+    stat of the CA bundle when one is named): the answer for a scheme, host, port and TLS
+    settings never changes, so it is remembered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool_keys: dict[tuple, tuple[dict, dict]] = {}
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        scheme, _, rest = (request.url or "").partition("://")
+        memo_key = (scheme, rest.split("/", 1)[0], verify, cert)
+        known = self._pool_keys.get(memo_key)
+        if known is None:
+            known = super().build_connection_pool_key_attributes(request, verify, cert)
+            if len(self._pool_keys) < 1000:
+                self._pool_keys[memo_key] = known
+        return dict(known[0]), dict(known[1])
+
+
+def http_session() -> requests.Session:
+    """The HTTP session of service calls. requests reads the environment (proxies, CA bundle)
+    on every call, about 1 ms: where no proxy is named, the CA bundle it would find is set once
+    and the environment is not read again."""
+    http = requests.Session()
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            http.verify = bundle
+        http.trust_env = False
+    adapter = _PoolKeyMemo()
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
+    return http
+
+
 def _is_retryable(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
@@ -224,7 +262,7 @@ class ServiceClient:
     access: PlatformAccess
     key: SigningKey
     cache: Cache
-    http: requests.Session = field(default_factory=requests.Session)
+    http: requests.Session = field(default_factory=http_session)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     # scope string -> (token, time until which it is used without asking the shared cache)
@@ -460,7 +498,7 @@ def client_for(
         ),
         key=SigningKey(kid=key.kid, private_pem=key.private_pem, alg=key.alg),
         cache=cache,
-        http=http or requests.Session(),
+        http=http or http_session(),
         policy=policy or RetryPolicy(),
     )
 

@@ -31,6 +31,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -118,7 +119,9 @@ def serve_lms(database_url: str, issuer: str, port: int) -> None:
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/bench-stats":
             with fake.lock:
+                usage = resource.getrusage(resource.RUSAGE_SELF)
                 stats = {
+                    "cpu_seconds": usage.ru_utime + usage.ru_stime,
                     "token_requests": fake.total_token_requests(),
                     "posts": len(fake.score_posts),
                     "results": len(fake.results),
@@ -273,10 +276,12 @@ def main(argv: list[str]) -> int:
             + f"; delivery threads: {settings.grade_delivery_threads}; scores: {count:,}",
             flush=True,
         )
+        lms_cpu = lms_stats(lms_url)["cpu_seconds"]
         started, cpu = time.perf_counter(), time.process_time()
         run = delivery.deliver_due(services)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         lms = lms_stats(lms_url)
+        lms_cpu = lms["cpu_seconds"] - lms_cpu
         with services.session_factory() as session:
             delivered = session.scalar(
                 select(func.count()).select_from(Score).where(Score.status == DELIVERED)
@@ -287,7 +292,8 @@ def main(argv: list[str]) -> int:
         )
         print(
             f"the tool's CPU: {cpu:.2f} s, {1000 * cpu / count:.2f} ms per score "
-            f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); "
+            f"the fake LMS's CPU: {lms_cpu:.2f} s, {1000 * lms_cpu / count:.2f} ms per score"
         )
         print(
             f"token requests: {lms['token_requests']}; posts received: {lms['posts']:,}; "

@@ -16,12 +16,9 @@ the tests are skipped with the reason, except under CI=true, where they fail.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import shutil
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -31,10 +28,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from lti_tool import migrate
 from lti_tool.app import create_app
@@ -42,7 +35,7 @@ from lti_tool.db import transaction
 from lti_tool.demo_lms.setup import ensure_demo_platform
 from lti_tool.services import Services
 from lti_tool.settings import load_settings
-from tests.support.servers import LoopbackServer
+from tests.support.servers import Certificate, LoopbackServer, make_certificate, tls_context
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium package
 # What Chromium needs on this machine: no sandbox as root, no GPU, and no calls home (the
@@ -79,46 +72,6 @@ def _require_browser() -> None:
 
 
 # -- a throw-away certificate for localhost and 127.0.0.1 ---------------------------------------
-@dataclass(frozen=True)
-class Certificate:
-    cert_path: Path
-    key_path: Path
-
-
-def make_certificate(folder: Path) -> Certificate:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / "loopback.crt", folder / "loopback.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return Certificate(cert_path, key_path)
-
-
 # -- what the tool saw: the cookies and fields of every launch POST -----------------------------
 @dataclass
 class SeenLaunch:
@@ -150,12 +103,6 @@ class LaunchRecorder:
 
 
 # -- the tool with its demo LMS, on loopback HTTPS ----------------------------------------------
-def tls_context(certificate: Certificate) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate.cert_path, certificate.key_path)
-    return context
-
-
 @dataclass
 class DemoWorld:
     tool_url: str  # https://127.0.0.1:PORT

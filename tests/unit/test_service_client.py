@@ -4,6 +4,7 @@ its service endpoint can be told to fail with 500, 429 + Retry-After, 401, 403 o
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ import uuid
 
 import jwt
 import pytest
+import requests
 
 from lti_tool.cache import CacheEntry
 from lti_tool.db import utcnow
@@ -22,10 +24,12 @@ from lti_tool.lti.service_client import (
     ServiceError,
     SigningKey,
     client_assertion,
+    http_session,
     token_cache_key,
     token_requests,
 )
 from tests.support.advantage import NRPS_SCOPE, SCORE_SCOPE, Failure, FakeAdvantagePlatform
+from tests.support.servers import LoopbackServer, make_certificate, tls_context
 
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 FAST = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2.0, max_total_wait=10.0, read_timeout=2)
@@ -299,3 +303,37 @@ def test_a_post_sends_json_with_its_content_type(platform, services, tool_key):
         content_type="application/vnd.ims.lis.v1.score+json",
     )
     assert response.json()["json"] == {"scoreGiven": 3, "userId": "u"}
+
+
+# -- the HTTP session of service calls --------------------------------------------------------
+def test_service_session_verifies_tls_against_the_ca_bundle_of_the_environment(
+    tmp_path, monkeypatch
+):
+    """The session reads the CA bundle once (no proxy named) and remembers each host's pool:
+    a platform signed by that CA is reached, call after call; a session made while another
+    bundle is named refuses the same host (what is remembered never skips verification)."""
+
+    def hello(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"ok": true}']
+
+    certificate = make_certificate(tmp_path / "ca")
+    server = LoopbackServer(hello, ssl_context=tls_context(certificate))
+    try:
+        for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+            monkeypatch.delenv(name)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert_path))
+        trusting = http_session()
+        for _ in range(3):
+            assert trusting.get(server.url + "/x", timeout=5).json() == {"ok": True}
+
+        other = make_certificate(tmp_path / "other")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other.cert_path))
+        with pytest.raises(requests.exceptions.SSLError):
+            http_session().get(server.url + "/x", timeout=5)
+        trusting.verify = str(other.cert_path)  # the same session told to trust another CA
+        with pytest.raises(requests.exceptions.SSLError):
+            trusting.get(server.url + "/x", timeout=5)
+    finally:
+        server.stop()
