@@ -21,9 +21,12 @@ Outcomes:
 Canvas: every post carries the `https://canvas.instructure.com/lti/submission` extension
 (without it Canvas defaults `new_submission` to true and makes a submission attempt per post);
 `new_submission` is true once, on the post that brings the badge URL as an `online_url`
-submission, so attempt limits are never used up by state changes. An unchanged comment is not
-sent again (each comment becomes one more submission comment). Moodle and others: plain AGS,
-the comment on every post (Moodle blanks the feedback of a post without one).
+submission, so attempt limits are never used up by state changes. That post is not repeated
+within a call; when a try of it went wrong (no answer, a killed worker: it may have landed), the
+next try first reads the learner's result (Result service) and, if Canvas already holds the
+score, sends `new_submission` false. An unchanged comment is not sent again (each comment
+becomes one more submission comment). Moodle and others: plain AGS, the comment on every post
+(Moodle blanks the feedback of a post without one).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from sqlalchemy.orm import Session
 from lti_tool.db import transaction, utcnow
 from lti_tool.gradebook.models import DELIVERED, DELIVERING, FAILED, PENDING, Score
 from lti_tool.gradebook.service import iso_timestamp
-from lti_tool.lti.ags import scores_url
+from lti_tool.lti.ags import held_score, scores_url
 from lti_tool.lti.service_client import (
     RetryPolicy,
     ServiceClient,
@@ -263,6 +266,15 @@ def post_score(clients: _Clients, row: Outgoing, retry_base: float) -> Outcome:
     body, comment, new_submission = score_body(row)
     try:
         client = clients.get(row.platform_id)
+        if new_submission:
+            if row.attempts and _submitted_before(client, row):
+                body[CANVAS_SUBMISSION] = {**body[CANVAS_SUBMISSION], "new_submission": False}
+            else:
+                # Not idempotent (each such post is one more submission attempt in Canvas): no
+                # try again within the call; the row's next try first asks if this one landed.
+                client = dataclasses.replace(
+                    client, policy=dataclasses.replace(client.policy, attempts=1)
+                )
         client.post(
             scores_url(row.lineitem_url),
             [SCORE_SCOPE],
@@ -293,6 +305,20 @@ def post_score(clients: _Clients, row: Outgoing, retry_base: float) -> Outcome:
     return Outcome(row, "delivered", comment, new_submission)
 
 
+def _submitted_before(client: ServiceClient, row: Outgoing) -> bool:
+    """Whether an earlier try of this badge post reached Canvas although its answer never came
+    back (a timeout, a killed worker): Canvas then holds its score already, and posting the
+    submission again would make a second attempt. Asked only when a try went wrong; when the
+    platform cannot say, the post goes as it would (at worst a second submission, never none)."""
+    if row.score_given is None:
+        return False
+    try:
+        return held_score(client, row.lineitem_url, row.user_subject) == row.score_given
+    except ServiceError as exc:
+        log.info("score %s: the platform's result could not be read (%s)", row.id, exc)
+        return False
+
+
 def _retry_delay(attempts: int, base: float, retry_after: float | None) -> float:
     """Exponential backoff with equal jitter, or the platform's Retry-After (plus jitter)."""
     if retry_after is not None:
@@ -320,7 +346,14 @@ def claim_due(session: Session, limit: int, lease_seconds: int) -> list[Outgoing
         session.execute(
             update(Score)
             .where(Score.id.in_(candidates.scalar_subquery()), _due(now))
-            .values(status=DELIVERING, lease_until=now + timedelta(seconds=lease_seconds))
+            .values(
+                status=DELIVERING,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                # A claim that lapsed was a try whose end nobody saw (a killed worker).
+                attempts=case(
+                    (Score.status == DELIVERING, Score.attempts + 1), else_=Score.attempts
+                ),
+            )
             .returning(Score.id)
             .execution_options(synchronize_session=False)
         ).scalars()

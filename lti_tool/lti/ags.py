@@ -22,7 +22,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from lti_tool.catalog import mapping
 from lti_tool.catalog.mapping import LineItemNeeded
@@ -36,6 +36,8 @@ from lti_tool.services import Services
 log = logging.getLogger(__name__)
 
 LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+RESULT_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+RESULT_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
 LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 
 # One run creates a link's line item at a time (a lock in the shared cache, per link), held at
@@ -91,7 +93,34 @@ def scores_url(lineitem_url: str) -> str:
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/scores", fragment=""))
 
 
-# -- the two calls ------------------------------------------------------------------------------
+def results_url(lineitem_url: str, user_id: str) -> str:
+    """A line item's results of one learner: its path + "/results", the query string kept,
+    `user_id` added (as `scores_url` does for scores)."""
+    parts = urlsplit(lineitem_url)
+    query = "&".join(q for q in (parts.query, urlencode({"user_id": user_id})) if q)
+    return urlunsplit(
+        parts._replace(path=parts.path.rstrip("/") + "/results", query=query, fragment="")
+    )
+
+
+def held_score(client: ServiceClient, lineitem_url: str, user_id: str) -> float | None:
+    """The score the platform holds for a learner on a line item (Result service), None when it
+    holds none. Raises ServiceError when the platform cannot say."""
+    response = client.get(
+        results_url(lineitem_url, user_id), [RESULT_SCOPE], accept=RESULT_CONTAINER_MEDIA_TYPE
+    )
+    try:
+        results = response.json()
+    except ValueError:
+        return None
+    for result in results if isinstance(results, list) else []:
+        if isinstance(result, dict) and str(result.get("userId")) == user_id:
+            score = result.get("resultScore")
+            return float(score) if isinstance(score, int | float) else None
+    return None
+
+
+# -- the calls of line items ---------------------------------------------------------------------
 def find_line_item(
     client: ServiceClient, lineitems_url: str, resource_link_id: str, resource_id: str, tag: str
 ) -> LineItem | None:

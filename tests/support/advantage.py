@@ -30,6 +30,8 @@ SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+RESULT_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+RESULT_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
 CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"
@@ -67,7 +69,7 @@ class FakeAdvantagePlatform:
     issuer: str = "https://lms.example"
     audience: str | None = None  # what `aud` must be; the token URL when None
     expires_in: int = 3600
-    allowed_scopes: tuple[str, ...] = (NRPS_SCOPE, SCORE_SCOPE, LINEITEM_SCOPE)
+    allowed_scopes: tuple[str, ...] = (NRPS_SCOPE, SCORE_SCOPE, LINEITEM_SCOPE, RESULT_SCOPE)
     server: LoopbackServer = field(init=False)
     token_requests: Counter = field(default_factory=Counter)  # scope string -> count
     rejected_assertions: list[str] = field(default_factory=list)
@@ -92,6 +94,7 @@ class FakeAdvantagePlatform:
     score_posts: list[dict] = field(default_factory=list)
     score_failures: list[Failure] = field(default_factory=list)
     accepted_scores: list[dict] = field(default_factory=list)  # the posts a result took
+    result_gets: list[str] = field(default_factory=list)
     score_delay: float = 0.0  # seconds each score post takes (a slow LMS)
     seen_jti: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -170,6 +173,8 @@ class FakeAdvantagePlatform:
             response = self._nrps(request)
         elif request.path.startswith("/ags/") and request.path.endswith("/scores"):
             response = self._score(request)
+        elif request.path.startswith("/ags/") and request.path.endswith("/results"):
+            response = self._results(request)
         elif request.path.startswith("/ags/"):
             response = self._line_items(request)
         else:
@@ -379,6 +384,31 @@ class FakeAdvantagePlatform:
         if failure is not None:
             return self._failure(failure)
         return Response(json.dumps(item), status=201, content_type=LINEITEM_MEDIA_TYPE)
+
+    def _results(self, request: Request) -> Response:
+        """A line item's results (GET, `user_id` filtering as Canvas does)."""
+        if request.method != "GET":
+            return Response("method not allowed", status=405)
+        if not self._authorised(request, RESULT_SCOPE):
+            body = {"errors": [{"message": "Invalid access token"}]}
+            return Response(json.dumps(body), status=401, mimetype="application/json")
+        lineitem = request.path[: -len("/results")]
+        wanted = request.args.get("user_id")
+        with self.lock:
+            self.result_gets.append(request.full_path)
+            held = [(user, r) for (item, user), r in self.results.items() if item == lineitem]
+        found = [
+            {
+                "id": f"{self.url}{lineitem}/results/{user}",
+                "scoreOf": f"{self.url}{lineitem}",
+                "userId": user,
+                "resultScore": result.get("scoreGiven"),
+                "resultMaximum": result.get("scoreMaximum"),
+            }
+            for user, result in held
+            if (wanted is None or user == wanted) and result.get("scoreGiven") is not None
+        ]
+        return Response(json.dumps(found), content_type=RESULT_CONTAINER_MEDIA_TYPE)
 
     def _score(self, request: Request) -> Response:
         """A line item's scores endpoint: POST one learner's score, kept as the shape says."""

@@ -357,3 +357,71 @@ def test_many_scores_cost_one_token_and_a_401_refreshes_it_once(services, ada, c
         set_score(services, who, EARNED_STATE, rank=14)
     assert delivery.deliver_due(services).delivered == 61
     assert canvas_lms.token_requests == {SCORE_SCOPE: 2}
+
+
+# -- a badge post whose answer was lost ----------------------------------------------------------
+def _submissions(canvas_lms, who) -> list:
+    return canvas_lms.result(who.lineitem_url, who.subject)["submissions"]
+
+
+def test_a_badge_post_that_landed_without_an_answer_makes_one_canvas_submission(
+    services, ada, canvas_lms, settings
+):
+    """Canvas applies the post, but its answer misses the timeout: not sent again in the call;
+    the next try reads the result, finds the score, and asks for no second submission."""
+    services.settings = settings.replace(grade_http_timeout_seconds=1)
+    set_score(services, ada, PENDING_STATE, rank=11)
+    delivery.deliver_due(services)
+    set_score(services, ada, EARNED_STATE, rank=14)
+    canvas_lms.fail_score_posts(Failure(200, delay=1.5, applied=True))
+    run = delivery.deliver_due(services)
+    assert run.retried == 1 and len(canvas_lms.score_posts) == 2  # one try, not three
+    with transaction(services.session_factory) as session:
+        session.execute(delivery.update(delivery.Score).values(next_attempt_at=datetime.now(UTC)))
+    assert delivery.deliver_due(services).delivered == 1
+    posts = [p["json"][CANVAS_SUBMISSION]["new_submission"] for p in canvas_lms.score_posts]
+    assert posts == [False, True, False]
+    assert len(_submissions(canvas_lms, ada)) == 1
+    assert canvas_lms.result_gets and "user_id=" in canvas_lms.result_gets[-1]
+    assert score_row(services, ada).submission_version == score_row(services, ada).version
+
+
+def test_a_badge_post_that_failed_before_landing_is_sent_as_a_new_submission(
+    services, ada, canvas_lms
+):
+    set_score(services, ada, EARNED_STATE, rank=14)
+    canvas_lms.fail_score_posts(Failure(500))  # refused before it was applied
+    assert delivery.deliver_due(services).retried == 1
+    with transaction(services.session_factory) as session:
+        session.execute(delivery.update(delivery.Score).values(next_attempt_at=datetime.now(UTC)))
+    delivery.deliver_due(services)
+    posts = [p["json"][CANVAS_SUBMISSION]["new_submission"] for p in canvas_lms.score_posts]
+    assert posts == [True, True]  # Canvas held no score: the submission is still to be made
+    assert len(_submissions(canvas_lms, ada)) == 1
+    assert score_row(services, ada).status == DELIVERED
+
+
+def test_a_claim_that_lapsed_counts_as_a_try_and_its_badge_post_is_checked(
+    services, ada, canvas_lms
+):
+    """A worker killed after Canvas took its post: the claim lapses, the next run counts it as
+    a try and, Canvas holding the score, makes no second submission."""
+    set_score(services, ada, EARNED_STATE, rank=14)
+    with transaction(services.session_factory) as session:
+        (claimed,) = delivery.claim_due(session, 10, 60)
+    clients = delivery._Clients(services, delivery.delivery_policy(services))
+    assert delivery.post_score(clients, claimed, 1).kind == "delivered"  # then the worker dies
+    with transaction(services.session_factory) as session:
+        session.execute(
+            delivery.update(delivery.Score).values(lease_until=datetime.now(UTC) - timedelta(1))
+        )
+    with transaction(services.session_factory) as session:
+        (again,) = delivery.claim_due(session, 10, 60)
+    assert again.attempts == 1
+    outcome = delivery.post_score(clients, again, 1)
+    with transaction(services.session_factory) as session:
+        delivery.record_outcomes(session, [outcome], 10)
+    posts = [p["json"][CANVAS_SUBMISSION]["new_submission"] for p in canvas_lms.score_posts]
+    assert posts == [True, False]
+    assert len(_submissions(canvas_lms, ada)) == 1
+    assert score_row(services, ada).status == DELIVERED
