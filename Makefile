@@ -20,10 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lti-tool demo
 
-## Run the whole test suite (integration tests use the local PostgreSQL and Redis).
+## Run the whole test suite (integration tests use the local PostgreSQL and Redis), one
+## process per core (at most 4; each test file stays in one process, with its fixtures).
 test: $(STAMP)
 	$(BIN)/ruff check lti_tool tests migrations/env.py
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check lti_tool tests migrations/env.py
