@@ -331,16 +331,30 @@ def _send(storage_key: str, name: str, media_type: str, size: int) -> Response:
     )
 
 
+def _send_draft_file(user_id: int, mc_id: int, file_id: int) -> Response:
+    """A file of this learner's draft (of another learner or micro-credential: 404)."""
+    try:
+        row = evidence.draft_file(db(), user_id, mc_id, file_id)
+    except evidence.NotFound as exc:
+        abort(404, exc.message)
+    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+
+
+def _send_attempt_file(user_id: int, attempt_id: int, file_id: int) -> Response:
+    """A file of this learner's attempt (of another learner's attempt: 404)."""
+    try:
+        found = evidence.attempt_of(db(), user_id, attempt_id)
+        row = evidence.attempt_file(db(), found, file_id)
+    except evidence.NotFound as exc:
+        abort(404, exc.message)
+    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+
+
 @blueprint.route("/evidence/<key>/files/<int:file_id>")
 def download(key: str, file_id: int):
     """One of the learner's own draft files (another's: 404)."""
     identity = _learner()
-    mc_id = _credential(identity, key)
-    try:
-        row = evidence.draft_file(db(), identity.user_id, mc_id, file_id)
-    except evidence.NotFound as exc:
-        abort(404, exc.message)
-    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+    return _send_draft_file(identity.user_id, _credential(identity, key), file_id)
 
 
 # -- links -------------------------------------------------------------------------------------
@@ -492,13 +506,7 @@ def attempt(attempt_id: int):
 
 @blueprint.route("/evidence/attempts/<int:attempt_id>/files/<int:file_id>")
 def attempt_download(attempt_id: int, file_id: int):
-    identity = _learner()
-    try:
-        found = evidence.attempt_of(db(), identity.user_id, attempt_id)
-        row = evidence.attempt_file(db(), found, file_id)
-    except evidence.NotFound as exc:
-        abort(404, exc.message)
-    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+    return _send_attempt_file(_learner().user_id, attempt_id, file_id)
 
 
 # -- the educator's read-only view -------------------------------------------------------------
@@ -548,23 +556,14 @@ def learner_draft_download(user_id: int, key: str, file_id: int):
     """A file of a learner's draft, for an educator who may read their evidence."""
     _educator_of(user_id)
     mc_id = db().scalar(select(MicroCredential.id).where(MicroCredential.key == key))
-    try:
-        row = evidence.draft_file(db(), user_id, mc_id or 0, file_id)
-    except evidence.NotFound as exc:
-        abort(404, exc.message)
-    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+    return _send_draft_file(user_id, mc_id or 0, file_id)
 
 
 @blueprint.route("/course/learners/<int:user_id>/attempts/<int:attempt_id>/files/<int:file_id>")
 def learner_attempt_download(user_id: int, attempt_id: int, file_id: int):
     """A file of a learner's attempt, for an educator who may read their evidence."""
     _educator_of(user_id)
-    try:
-        found = evidence.attempt_of(db(), user_id, attempt_id)
-        row = evidence.attempt_file(db(), found, file_id)
-    except evidence.NotFound as exc:
-        abort(404, exc.message)
-    return _send(row.storage_key, row.original_name, row.media_type, row.size)
+    return _send_attempt_file(user_id, attempt_id, file_id)
 
 
 @blueprint.app_context_processor
