@@ -95,6 +95,11 @@ class Settings:
     assessment_review_business_days: int = 5
     assessment_reminder_business_days: int = 1
     assessment_at_risk_business_days: int = 3
+    # E-mail (lti_tool/mail.py): the SMTP server (smtp://, smtp+starttls:// or smtps:// URL,
+    # credentials in it) and the sender address. Empty smtp_url: no e-mail is sent; reminders
+    # are recorded and shown in the portal only.
+    smtp_url: str = ""
+    mail_from: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -175,6 +180,15 @@ class Settings:
         for name in ("assessment_reminder_business_days", "assessment_at_risk_business_days"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"LTI_TOOL_{name.upper()} cannot be negative")
+        if self.smtp_url:
+            from lti_tool.mail import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url)
+            if "@" not in self.mail_from:
+                raise SettingsError(
+                    "e-mail needs a sender: set LTI_TOOL_MAIL_FROM to an address such as "
+                    "'Micro-credentials <no-reply@tool.example.org>'"
+                )
         from lti_tool.business_days import calendar_from_settings
 
         calendar_from_settings(self)  # a wrong holiday country or date is refused at start
