@@ -81,6 +81,10 @@ class Settings:
     signin_max_failures_per_account: int = 5
     signin_max_failures_per_address: int = 50
     signin_lockout_minutes: int = 15
+    # The API (lti_tool/web/api.py): a client address is refused (429) for api_lockout_minutes
+    # after this many failed token authentications within that time.
+    api_max_failures_per_address: int = 20
+    api_lockout_minutes: int = 15
     # Single sign-on through an OpenID Connect provider: its issuer URL (or the URL of its
     # discovery document), and the client registered there; empty issuer: local passwords only.
     oidc_issuer: str = ""
@@ -172,7 +176,8 @@ class Settings:
                     "LTI_TOOL_OIDC_CLIENT_ID (and LTI_TOOL_OIDC_CLIENT_SECRET)"
                 )
         for name in ("signin_max_failures_per_account", "signin_max_failures_per_address",
-                     "signin_lockout_minutes"):
+                     "signin_lockout_minutes", "api_max_failures_per_address",
+                     "api_lockout_minutes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
         if self.assessment_review_business_days < 1:
