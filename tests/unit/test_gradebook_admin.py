@@ -71,9 +71,15 @@ def test_learners_and_educators_are_refused(client, canvas, canvas_lms, failed, 
     assert posted.status_code == 403
 
 
-def test_nobody_signed_in_is_refused(client, failed):
-    assert client.get("/admin/grades").status_code == 403
-    assert client.post("/admin/grades/retry", data={"all": "1"}).status_code == 403
+def test_nobody_signed_in_is_sent_to_sign_in_and_cannot_retry(client, services, failed):
+    with client.session_transaction() as cookie:
+        cookie.clear()  # the fixture's launch left a learner signed in
+    page = client.get("/admin/grades")
+    assert page.status_code == 302
+    assert page.headers["Location"] == "/assess/login?next=/admin/grades"
+    posted = client.post("/admin/grades/retry", data={"all": "1"})
+    assert posted.status_code == 303 and posted.headers["Location"] == "/assess/login"
+    assert score_row(services, failed).status == FAILED
 
 
 def test_an_lms_administrator_sees_and_retries_only_their_own_platform(
