@@ -4,6 +4,7 @@ page saying who they are signed in as."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from urllib.parse import parse_qs, urlsplit
 
@@ -102,3 +103,49 @@ def test_an_lms_user_who_is_not_an_administrator_gets_a_clear_403(client, role, 
     with client.session_transaction() as s:
         s["identity"] = asdict(identity) | {"role": ADMINISTRATOR}
     assert client.get("/admin/assessment").status_code == 200
+
+
+# -- the one CSRF check of administration forms (web/csrf.check_admin_form) ----------------------
+ADD_ASSESSOR = {"email": "eve@inst-e.example", "name": "Eve", "institution": "E", "capacity": "2"}
+
+
+def assessor_emails(services) -> list[str]:
+    from lti_tool.assessment import assessors as pool
+
+    with services.session_factory() as session:
+        return [a.email for a in pool.list_assessors(session)]
+
+
+def test_an_admin_accounts_form_needs_the_sessions_csrf_token(client, services, people, app):
+    from tests.unit.test_assess_portal import lms_token
+
+    sign_in(client, "root@tool.test", PASSWORD)
+    page = client.get("/admin/assessors").get_data(as_text=True)
+    assert 'name="csrf_token"' in page and 'name="lt"' not in page
+    # A cross-site form: the browser sends the cookie, but not the page's token; a valid launch
+    # token of an LMS administrator is no way around it for a signed-in account.
+    for forged in ({}, {"csrf_token": "made-up"}, {"lt": lms_token(app, ADMINISTRATOR)}):
+        refused = client.post("/admin/assessors", data={**ADD_ASSESSOR, **forged})
+        assert refused.status_code == 400, forged
+    assert assessor_emails(services) == []
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    added = client.post("/admin/assessors", data={**ADD_ASSESSOR, "csrf_token": token})
+    assert added.status_code == 302
+    assert assessor_emails(services) == ["eve@inst-e.example"]
+
+
+def test_an_lms_administrators_form_carries_the_launch_token(client, services, app):
+    from tests.unit.test_assess_portal import lms_token
+
+    token = lms_token(app, ADMINISTRATOR)
+    page = client.get("/admin/assessors", query_string={"lt": token}).get_data(as_text=True)
+    assert f'name="lt" value="{token}"' in page  # no cookie needed inside the LMS iframe
+    # A learner's own (valid) launch token does not make a form an administrator's.
+    learner = client.post("/admin/assessors", data={**ADD_ASSESSOR, "lt": lms_token(app, LEARNER)})
+    assert learner.status_code == 403
+    made_up = client.post("/admin/assessors", data={**ADD_ASSESSOR, "lt": "made-up"})
+    assert made_up.status_code == 303  # nobody signed in: to the sign-in page, nothing done
+    assert assessor_emails(services) == []
+    added = client.post("/admin/assessors", data={**ADD_ASSESSOR, "lt": token})
+    assert added.status_code == 302
+    assert assessor_emails(services) == ["eve@inst-e.example"]

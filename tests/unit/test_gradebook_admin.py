@@ -4,6 +4,7 @@ cannot be posted from elsewhere."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -104,15 +105,15 @@ def test_a_tool_administrator_sees_every_platform_and_the_form_needs_its_token(
         cookie["account_id"] = account_id
     html = client.get("/admin/grades").get_data(as_text=True)
     assert "User not found in course" in html
-    # Without the page's form token (a form posted from another site): refused, also with a
-    # made-up launch token.
-    assert client.post("/admin/grades/retry", data={"all": "1"}).status_code == 403
-    forged = client.post("/admin/grades/retry", data={"all": "1", "lt": "made-up"})
-    assert forged.status_code == 403
+    # Without the page's CSRF token (a form posted from another site): refused, also with a
+    # made-up token or a made-up launch token.
+    for forged in ({}, {"csrf_token": "made-up"}, {"lt": "made-up"}):
+        refused = client.post("/admin/grades/retry", data={"all": "1", **forged})
+        assert refused.status_code == 400
+        assert "not sent from this site" in refused.get_data(as_text=True)
     assert score_row(services, failed).status == FAILED
-    with client.session_transaction() as cookie:
-        form_token = cookie["grades_form_token"]
-    retried = client.post("/admin/grades/retry", data={"all": "1", "form_token": form_token})
+    csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    retried = client.post("/admin/grades/retry", data={"all": "1", "csrf_token": csrf_token})
     assert retried.status_code == 303
     assert score_row(services, failed).status == DELIVERED
 
