@@ -148,6 +148,10 @@ def test_declining_needs_confirmation_and_hands_the_case_on(client, services, po
     assert client.get(page_url).status_code == 404
     sign_in(client, outsider_account(services, portal))  # the third assessor has it now
     assert code in client.get("/assess/").get_data(as_text=True)
+    sign_in(client, add_admin(services))  # administrators see who declined what, and why
+    overview = client.get("/admin/assessment").get_data(as_text=True)
+    declined_table = overview[overview.index('id="declined-cases"') :]
+    assert code in declined_table and "I mentored this teacher." in declined_table
 
 
 # -- administration ----------------------------------------------------------------------------
