@@ -15,7 +15,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from lti_tool.settings import Settings, SettingsError
@@ -67,7 +67,8 @@ def compose(settings: Settings, to: str, subject: str, body: str) -> EmailMessag
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
-    message["Message-ID"] = make_msgid(domain=settings.mail_from.rpartition("@")[2] or None)
+    sender_domain = parseaddr(settings.mail_from)[1].rpartition("@")[2]
+    message["Message-ID"] = make_msgid(domain=sender_domain or None)
     message.set_content(body)
     return message
 

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from email.utils import parseaddr
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +190,7 @@ class Settings:
             from lti_tool.mail import parse_smtp_url
 
             parse_smtp_url(self.smtp_url)
-            if "@" not in self.mail_from:
+            if "@" not in parseaddr(self.mail_from)[1]:
                 raise SettingsError(
                     "e-mail needs a sender: set LTI_TOOL_MAIL_FROM to an address such as "
                     "'Micro-credentials <no-reply@tool.example.org>'"

@@ -97,6 +97,7 @@ def test_each_assessor_is_told_of_a_new_case_without_the_learner(services, case,
     )
     for _to, message in smtp.messages:
         assert message["From"] == SENDER
+        assert message["Message-ID"].endswith("@tool.test>")
         assert message["Subject"] == f"New case to assess: {case.code}"
         body = message.get_content()
         assert case.code in body and "Exit Tickets" in body
