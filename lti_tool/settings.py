@@ -9,6 +9,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from email.utils import parseaddr
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,10 @@ class Settings:
     signin_max_failures_per_account: int = 5
     signin_max_failures_per_address: int = 50
     signin_lockout_minutes: int = 15
+    # The API (lti_tool/web/api.py): a client address is refused (429) for api_lockout_minutes
+    # after this many failed token authentications within that time.
+    api_max_failures_per_address: int = 20
+    api_lockout_minutes: int = 15
     # Single sign-on through an OpenID Connect provider: its issuer URL (or the URL of its
     # discovery document), and the client registered there; empty issuer: local passwords only.
     oidc_issuer: str = ""
@@ -95,6 +100,11 @@ class Settings:
     assessment_review_business_days: int = 5
     assessment_reminder_business_days: int = 1
     assessment_at_risk_business_days: int = 3
+    # E-mail (lti_tool/mail.py): the SMTP server (smtp://, smtp+starttls:// or smtps:// URL,
+    # credentials in it) and the sender address. Empty smtp_url: no e-mail is sent; reminders
+    # are recorded and shown in the portal only.
+    smtp_url: str = ""
+    mail_from: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -167,7 +177,8 @@ class Settings:
                     "LTI_TOOL_OIDC_CLIENT_ID (and LTI_TOOL_OIDC_CLIENT_SECRET)"
                 )
         for name in ("signin_max_failures_per_account", "signin_max_failures_per_address",
-                     "signin_lockout_minutes"):
+                     "signin_lockout_minutes", "api_max_failures_per_address",
+                     "api_lockout_minutes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
         if self.assessment_review_business_days < 1:
@@ -175,6 +186,15 @@ class Settings:
         for name in ("assessment_reminder_business_days", "assessment_at_risk_business_days"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"LTI_TOOL_{name.upper()} cannot be negative")
+        if self.smtp_url:
+            from lti_tool.mail import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url)
+            if "@" not in parseaddr(self.mail_from)[1]:
+                raise SettingsError(
+                    "e-mail needs a sender: set LTI_TOOL_MAIL_FROM to an address such as "
+                    "'Micro-credentials <no-reply@tool.example.org>'"
+                )
         from lti_tool.business_days import calendar_from_settings
 
         calendar_from_settings(self)  # a wrong holiday country or date is refused at start

@@ -1,7 +1,9 @@
 """The database side of the assignment policy: load candidates and waiting cases with a few
 set-based queries, plan them all in memory (policy.plan), write the assignments in bulk.
 
-Also the deadlines: reminders before an assessor's due date, reassignment after it.
+Also the deadlines: reminders before an assessor's due date, reassignment after it. With e-mail
+on (LTI_TOOL_SMTP_URL), each reminder and each assessor's new cases are posted to the outbox
+in the run's transaction and mailed after it commits (assessment/notices.py).
 
 Runs one at a time: on PostgreSQL a transaction-level advisory lock serialises assignment
 runs (a case handler, the sweep job, a decline), so two workers never push an assessor over
@@ -48,9 +50,11 @@ from lti_tool.assessment.models import (
     Assignment,
     Case,
 )
+from lti_tool.assessment.notices import post_new_case_notices, post_reminders
 from lti_tool.assessment.policy import Allocator, Candidate, Choice, Need, institution_keys
 from lti_tool.business_days import calendar_from_settings
 from lti_tool.db import utcnow
+from lti_tool.mail import mail_enabled
 from lti_tool.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -180,6 +184,9 @@ def assign_waiting(
     due_at = calendar_from_settings(settings).add(now, settings.assessment_review_business_days)
     assigned = staffed = waiting = 0
     after_id = 0
+    # The assessors to tell of their new cases (only when e-mail is on).
+    notify = mail_enabled(settings)
+    new_cases: dict[int, list[int]] = {}
     while True:
         needs = _waiting_needs(session, after_id, wanted)
         if not needs:
@@ -195,6 +202,9 @@ def assign_waiting(
             else:
                 waiting += 1
         _write(session, choices, done, now, due_at)
+        if notify:
+            for choice in choices:
+                new_cases.setdefault(choice.assessor_id, []).append(choice.case_id)
         assigned += len(choices)
         staffed += len(done)
         if wanted is not None or len(needs) < CASE_BATCH:
@@ -203,6 +213,7 @@ def assign_waiting(
         log.info(
             "assigned %d reviews; %d cases staffed, %d still waiting", assigned, staffed, waiting
         )
+    post_new_case_notices(session, settings, new_cases, now)
     return AssignmentRun(assigned, staffed, waiting)
 
 
@@ -301,17 +312,26 @@ def process_deadlines(
     lock_assignment(session)
     calendar = calendar_from_settings(settings)
     remind_before = calendar.add(now, settings.assessment_reminder_business_days)
-    reminded = session.execute(
-        update(Assignment)
-        .where(
-            Assignment.state.in_(OPEN_STATES),
-            Assignment.reminded_at.is_(None),
-            Assignment.due_at <= remind_before,
-            Assignment.due_at > now,
+    to_remind = list(
+        session.scalars(
+            select(Assignment.id).where(
+                Assignment.state.in_(OPEN_STATES),
+                Assignment.reminded_at.is_(None),
+                Assignment.due_at <= remind_before,
+                Assignment.due_at > now,
+            )
         )
-        .values(reminded_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    for condition in _id_conditions(session, Assignment.id, to_remind):
+        session.execute(
+            update(Assignment)
+            .where(condition)
+            .values(reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    reminded = len(to_remind)
+    # Sent after this transaction commits (the outbox), never from inside it.
+    post_reminders(session, settings, to_remind)
     overdue = session.execute(
         select(Assignment.id, Assignment.case_id).where(
             Assignment.state.in_(OPEN_STATES), Assignment.due_at <= now
@@ -338,9 +358,7 @@ def process_deadlines(
             "reminded %d assessors; reassigning %d overdue reviews", reminded, len(assignment_ids)
         )
     session.expire_all()
-    return DeadlineRun(
-        reminded or 0, len(assignment_ids), assign_waiting(session, settings, now=now)
-    )
+    return DeadlineRun(reminded, len(assignment_ids), assign_waiting(session, settings, now=now))
 
 
 def _waiting_status():

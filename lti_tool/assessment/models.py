@@ -253,6 +253,8 @@ class Assignment(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # When it was declined, reassigned or cancelled.
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the assessor said when declining (the portal's optional note, the API's reason).
+    decline_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     case: Mapped[Case] = relationship(back_populates="assignments")
     assessor: Mapped[Assessor] = relationship()

@@ -1,16 +1,18 @@
-"""What administrators watch: cases waiting for an assessor, and cases at risk of missing their
-decision due date (submission + 14 business days by default)."""
+"""What administrators watch: cases waiting for an assessor, cases at risk of missing their
+decision due date (submission + 14 business days by default), and the cases assessors declined
+lately with the reason they gave."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_tool.accounts.models import Account
 from lti_tool.assessment.models import (
+    DECLINED,
     LIVE_STATES,
     OPEN_CASE_STATUSES,
     ROLE_LABELS,
@@ -25,6 +27,7 @@ from lti_tool.db import utcnow
 from lti_tool.settings import Settings
 
 LIST_LIMIT = 500
+DECLINED_WINDOW = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,15 @@ class WatchedCase:
 
 
 @dataclass(frozen=True)
+class DeclinedCase:
+    code: str
+    title: str
+    assessor: str
+    declined_at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class Oversight:
     waiting_count: int
     waiting: list[WatchedCase]
@@ -56,6 +68,8 @@ class Oversight:
     at_risk: list[WatchedCase]
     # Open cases flagged as nearly identical to another submission, with what they match.
     similar: list[tuple[WatchedCase, list[SimilarView]]]
+    # Assignments declined within DECLINED_WINDOW, newest first.
+    declined: list[DeclinedCase]
 
 
 def _watched(session: Session, settings: Settings, cases: list, now: datetime) -> list[WatchedCase]:
@@ -129,6 +143,17 @@ def oversight(session: Session, settings: Settings, now: datetime | None = None)
         session, settings, [(case, titles.get(case.version_id, "")) for case, _ in flagged], now
     )
     count = func.count()
+    declined = session.execute(
+        select(Case.code, MicroCredentialVersion.title, Account.name, Assignment.ended_at,
+               Assignment.decline_reason)
+        .join(Case, Case.id == Assignment.case_id)
+        .join(MicroCredentialVersion, MicroCredentialVersion.id == Case.version_id)
+        .join(Assessor, Assessor.id == Assignment.assessor_id)
+        .join(Account, Account.id == Assessor.account_id)
+        .where(Assignment.state == DECLINED, Assignment.ended_at >= now - DECLINED_WINDOW)
+        .order_by(Assignment.ended_at.desc(), Assignment.id.desc())
+        .limit(LIST_LIMIT)
+    ).all()  # fmt: skip
     return Oversight(
         waiting_count=session.scalar(select(count).select_from(Case).where(waiting_filter)) or 0,
         waiting=_watched(session, settings, list(waiting), now),
@@ -137,4 +162,5 @@ def oversight(session: Session, settings: Settings, now: datetime | None = None)
         similar=[
             (watched, views) for watched, (_, views) in zip(watched_flagged, flagged, strict=True)
         ],
+        declined=[DeclinedCase(*row) for row in declined],
     )

@@ -71,6 +71,9 @@ PART_TITLES = {
 }
 
 
+MAX_DECLINE_REASON = 2000
+
+
 class AssessmentError(Exception):
     """A request an assessor cannot make; `status` is the HTTP status an adapter answers."""
 
@@ -83,6 +86,10 @@ class AssessmentError(Exception):
 
 class CaseNotFound(AssessmentError):
     status = 404
+
+
+class InvalidRequest(AssessmentError):
+    status = 400
 
 
 class InvalidReview(AssessmentError):
@@ -397,15 +404,22 @@ def _start(session: Session, context: _Context) -> bool:
     return True
 
 
-def decline(session: Session, settings: Settings, assessor: Assessor, code: str) -> None:
+def decline(
+    session: Session, settings: Settings, assessor: Assessor, code: str, reason: str = ""
+) -> None:
     """A conflict of interest the assessor recognises: the case goes to someone else (never
-    back to them), right away if anyone is eligible, else it waits."""
+    back to them), right away if anyone is eligible, else it waits. `reason` is what they
+    said (kept with the assignment, for administrators)."""
+    reason = reason.strip()
+    if len(reason) > MAX_DECLINE_REASON:
+        raise InvalidRequest(f"Keep the reason under {MAX_DECLINE_REASON} characters.")
     context = _context(session, assessor, code, lock=True)
     assignment, case = context.assignment, context.case
     if assignment.state not in OPEN_STATES:
         raise AssessmentError("You submitted your review of this case: it cannot be declined now.")
     assignment.state = DECLINED
     assignment.ended_at = utcnow()
+    assignment.decline_reason = reason or None
     case.staffing_needed = True
     if case.status == IN_REVIEW:
         case.status = WAITING

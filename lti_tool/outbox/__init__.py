@@ -17,5 +17,7 @@ Kinds (the contract between packages):
 | grade.withdrawn | {attempt_id} | evidence, on withdraw | gradebook: clear the pending score |
 | grade.decided | {attempt_id} | assessment (revise); credentials (earned, issued) | gradebook |
 | badge.requested | {attempt_id} | assessment, on an earned decision | credentials: badges |
+| assessment.reminder | {assignment_id} | assessment (e-mail on) | assessment: mail it |
+| assessment.assigned | {assessor_id, case_ids} | assessment (e-mail on) | assessment: mail it |
 | grade.stack_earned | {user_id, stack_id, credential_id} | credentials | gradebook |
 """

@@ -36,6 +36,8 @@ HANDLERS: dict[str, str] = {
     "badge.requested": "lti_tool.credentials.service:handle_badge_requested",
     "assessment.requested": "lti_tool.assessment.cases:handle_assessment_requested",
     "assessment.withdrawn": "lti_tool.assessment.cases:handle_assessment_withdrawn",
+    "assessment.reminder": "lti_tool.assessment.notices:handle_reminder",
+    "assessment.assigned": "lti_tool.assessment.notices:handle_assigned",
 }
 
 MAX_ATTEMPTS = 12  # about a day of retries with the backoff below

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, g, redirect, render_template, request, session, url_for
 
 from lti_tool.accounts.models import Account
 from lti_tool.roster.models import ADMINISTRATOR
@@ -58,13 +58,49 @@ def is_admin() -> bool:
     return identity is not None and identity.role == ADMINISTRATOR
 
 
+def _sign_in_first() -> Any:
+    """Someone not signed in at all: the sign-in page, back here afterwards (a page read; a
+    form sent without a session has no page to come back to). The sign-in view accepts only a
+    `next` that is a path of this tool (web/signin.safe_next)."""
+    if _wants_json():
+        abort(401, "Sign in first.")
+    if request.method in ("GET", "HEAD"):
+        return redirect(url_for("signin.login", next=request.full_path.removesuffix("?")))
+    return redirect(url_for("signin.login"), code=303)
+
+
+def _not_an_administrator() -> Any:
+    """Signed in (an account, or an LMS launch) without the administrator role: 403, saying who
+    they are signed in as and how to get in."""
+    account = current_account()
+    identity = current_identity()
+    if account is not None:
+        who = f"You are signed in as {account.name} ({account.email}), which is not an "
+        who += "administrator account."
+    else:
+        role = identity.role if identity is not None else "user"
+        article = "an" if role[:1] in "aeiou" else "a"
+        who = f"You opened the tool from your LMS as {article} {role}, not as an administrator."
+    body = render_template(
+        "admin/forbidden.html",
+        who=who,
+        sign_in_url=url_for("signin.login", next=request.full_path.removesuffix("?")),
+    )
+    return body, 403
+
+
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Administration pages: refused (403) to everyone but administrators."""
+    """Administration pages: administrators only. Anyone not signed in is sent to the sign-in
+    page (and back); someone signed in who is not an administrator gets a 403 page."""
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if not is_admin():
+        if is_admin():
+            return view(*args, **kwargs)
+        if current_account() is None and current_identity() is None:
+            return _sign_in_first()
+        if _wants_json():
             abort(403, "Only the tool's administrators can open this page.")
-        return view(*args, **kwargs)
+        return _not_an_administrator()
 
     return guarded

@@ -13,10 +13,12 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, g, jsonify, request, send_file, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, request, send_file, url_for
+from flask.blueprints import BlueprintSetupState
 
 from lti_tool.accounts.models import Organisation
 from lti_tool.accounts.service import organisation_of_token
+from lti_tool.accounts.throttle import FailureLimit, make_limiter
 from lti_tool.assessment import service as assessment
 from lti_tool.assessment.models import Assessor
 from lti_tool.web import db, services
@@ -42,15 +44,37 @@ def _as_json(view: Any) -> dict:
 
 
 def _error(status: int, message: str, **extra: Any):
-    names = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+    names = {
+        400: "Bad Request",
+        403: "Forbidden",
+        404: "Not Found",
+        409: "Conflict",
+        429: "Too Many Requests",
+    }
     body = {"error": names.get(status, "Error"), "message": message, **extra}
     return jsonify(body), status
 
 
+@blueprint.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    settings = state.app.extensions["lti_tool"].settings
+    state.app.extensions["api_token_failures"] = FailureLimit(
+        make_limiter(settings.redis_url or "memory://"),
+        "lti-tool-api-token-address",
+        "address",
+        settings.api_max_failures_per_address,
+        settings.api_lockout_minutes,
+    )
+
+
+def _token_failures() -> FailureLimit:
+    return current_app.extensions["api_token_failures"]
+
+
 @blueprint.before_request
-def _authenticate() -> None:
+def _authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
-        return
+        return None
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         abort(
@@ -58,11 +82,25 @@ def _authenticate() -> None:
             "Send your organisation's API token in the header 'Authorization: Bearer <token>' "
             "(an administrator creates one with 'lti-tool api-token create --org NAME').",
         )
+    # Guessing tokens: an address that sent too many wrong ones is refused whatever it sends.
+    address = request.remote_addr or "unknown"
+    lockout = _token_failures().locked(address)
+    if lockout is not None:
+        response, status = _error(
+            429,
+            "Too many requests with a wrong or revoked API token from this address. Try again "
+            f"in {lockout.retry_after_seconds} second(s).",
+            retry_after_seconds=lockout.retry_after_seconds,
+        )
+        response.headers["Retry-After"] = str(lockout.retry_after_seconds)
+        return response, status
     organisation = organisation_of_token(db(), presented.strip())
     if organisation is None:
+        _token_failures().record_failure(address)
         abort(401, "This API token is not valid or has been revoked.")
     db().commit()  # the token's last use
     g.api_organisation = organisation
+    return None
 
 
 @blueprint.after_request
@@ -194,3 +232,30 @@ def review(assessor_id: int, code: str):
     }
     db().commit()
     return result, 201
+
+
+@blueprint.post("/assessors/<int:assessor_id>/cases/<code>/start")
+def start(assessor_id: int, code: str):
+    """The assessor opens the work (the portal's Start button): the learner can no longer
+    withdraw. Idempotent: `started` says whether this request started it."""
+    assessor = _own_assessor(assessor_id)
+    started = assessment.start_review(db(), assessor, code)
+    db().commit()
+    return {"assessor_id": assessor.id, "code": code.strip().upper(), "started": started}
+
+
+@blueprint.post("/assessors/<int:assessor_id>/cases/<code>/decline")
+def decline(assessor_id: int, code: str):
+    """A conflict of interest the assessor recognises: the case goes to another assessor."""
+    assessor = _own_assessor(assessor_id)
+    body = request.get_json(silent=True)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        abort(
+            400,
+            'The body must be JSON: {"reason": "..."} saying why the assessor declines (a '
+            "conflict of interest they recognise), with Content-Type: application/json.",
+        )
+    assessment.decline(db(), services().settings, assessor, code, reason)
+    db().commit()
+    return {"assessor_id": assessor.id, "code": code.strip().upper(), "declined": True}

@@ -148,7 +148,9 @@ def decline(code: str):
         abort(400, "Tick the box to confirm that you have a conflict of interest with this case.")
     session = db()
     try:
-        service.decline(session, services().settings, _assessor(), code)
+        service.decline(
+            session, services().settings, _assessor(), code, request.form.get("reason", "")
+        )
         session.commit()
     except service.AssessmentError as exc:
         session.rollback()

@@ -2,9 +2,7 @@
 /admin/assessment (cases waiting for an assessor, cases at risk of missing their decision
 date). Administrators only (web.accounts.admin_required).
 
-Forms carry the CSRF token of a signed-in account; an LMS administrator inside an iframe may
-have no cookie, and then the `lt` token the form carries is itself the secret a forged form
-cannot know.
+Forms are checked by web/csrf.check_admin_form, as every administration form.
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ from lti_tool.assessment.models import Assessor
 from lti_tool.assessment.oversight import oversight
 from lti_tool.roster.models import ADMINISTRATOR
 from lti_tool.web import db, services
-from lti_tool.web.accounts import admin_required, current_account
-from lti_tool.web.csrf import check_csrf
+from lti_tool.web.accounts import admin_required
+from lti_tool.web.csrf import check_admin_form
 from lti_tool.web.identity import TOKEN_PARAM, token_of
 
 blueprint = Blueprint("assessment_admin", __name__, url_prefix="/admin")
@@ -27,11 +25,6 @@ blueprint = Blueprint("assessment_admin", __name__, url_prefix="/admin")
 def _token_args() -> dict:
     token = request.values.get(TOKEN_PARAM)
     return {TOKEN_PARAM: token} if token else {}
-
-
-def _check_form() -> None:
-    if current_account() is not None or not request.form.get(TOKEN_PARAM):
-        check_csrf()
 
 
 def _pool_page(message: str | None = None, error: str | None = None, status: int = 200):
@@ -64,7 +57,7 @@ def _changed(message: str):
 @blueprint.post("/assessors")
 @admin_required
 def add_assessor():
-    _check_form()
+    check_admin_form()
     form = request.form
     try:
         capacity = int(form.get("capacity", "5"))
@@ -97,7 +90,7 @@ def _assessor(assessor_id: int) -> Assessor:
 @blueprint.post("/assessors/<int:assessor_id>/certify")
 @admin_required
 def certify(assessor_id: int):
-    _check_form()
+    check_admin_form()
     assessor = _assessor(assessor_id)
     spec = request.form.get("certify", "").strip()
     try:
@@ -112,7 +105,7 @@ def certify(assessor_id: int):
 @blueprint.post("/assessors/<int:assessor_id>/<any(pause, resume):action>")
 @admin_required
 def pause_or_resume(assessor_id: int, action: str):
-    _check_form()
+    check_admin_form()
     assessor = _assessor(assessor_id)
     pool.set_paused(db(), assessor.account.email, action == "pause")
     return _changed(f"{assessor.account.email} {'paused' if action == 'pause' else 'resumed'}.")

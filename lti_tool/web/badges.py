@@ -24,23 +24,21 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
     url_for,
 )
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from lti_tool.credentials import service as badges
 from lti_tool.web import db, services
 from lti_tool.web.accounts import admin_required, current_account
+from lti_tool.web.csrf import check_admin_form
 from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
 
 blueprint = Blueprint("badges", __name__)
 
 JSON_LD = "application/ld+json"
-FORM_TOKEN = "form_token"  # noqa: S105 - a form field name
 NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 # Public documents may be read by verifiers running in any web page.
 PUBLIC_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"}
@@ -279,33 +277,6 @@ def _admin_scope() -> int | None:
     return identity.platform_id
 
 
-def _admin_token() -> dict[str, str]:
-    """What the admin page's links and forms carry: the launch's `lt` token, or for a signed-in
-    administrator account a form token bound to the account (a cross-site form, which the
-    browser would send with the account's cookie, cannot know it)."""
-    account = current_account()
-    if account is not None and account.is_admin:
-        return {FORM_TOKEN: _form_tokens().dumps(account.id)}
-    identity = current_identity()
-    return {TOKEN_PARAM: token_of(identity)} if identity is not None else {}
-
-
-def _form_tokens() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="badges-admin-form")
-
-
-def _form_sent_from_the_page() -> bool:
-    account = current_account()
-    if account is not None and account.is_admin:
-        try:
-            return _form_tokens().loads(request.form.get(FORM_TOKEN, ""), max_age=8 * 3600) == (
-                account.id
-            )
-        except BadSignature:
-            return False
-    return bool(request.form.get(TOKEN_PARAM))
-
-
 @blueprint.route("/admin/badges")
 @admin_required
 def admin_list():
@@ -316,7 +287,6 @@ def admin_list():
     return render_template(
         "badges/admin.html",
         badges=[badges.view(session, settings, c, for_owner=True) for c in credentials],
-        form_fields=_admin_token(),
         notice=request.args.get("notice", ""),
     )
 
@@ -327,8 +297,7 @@ def admin_revoke(credential_id: str):
     session = db()
     identity = current_identity()
     account = current_account()
-    if not _form_sent_from_the_page():
-        abort(403, "Send this form from the tool's badges administration page.")
+    check_admin_form()
     credential = _credential_or_404(credential_id)
     platform_id = _admin_scope()
     if platform_id is not None and not badges.belongs_to_platform(session, credential, platform_id):
@@ -340,5 +309,6 @@ def admin_revoke(credential_id: str):
     except badges.BadgeError as exc:
         abort(400, str(exc))
     session.commit()
-    back = {k: v for k, v in _admin_token().items() if k == TOKEN_PARAM}
+    token = request.form.get(TOKEN_PARAM)
+    back = {TOKEN_PARAM: token} if token and account is None else {}
     return redirect(url_for("badges.admin_list", notice="revoked", **back))

@@ -4,16 +4,12 @@ platform's answer, and a Retry button (one score, or every failed one).
 Administrators only (web.accounts.admin_required): a tool administrator account sees every
 platform; someone who launched the tool with an LMS administrator role sees the scores of
 their own platform only (Canvas institutions share one issuer and must not see each other's).
-The Retry form carries the `lt` token of an LMS sign-in, or the page's own form token for an
-account's cookie session, so another site cannot post it.
+The Retry form is checked by web/csrf.check_admin_form, as every administration form.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
-
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from lti_tool import jobs
 from lti_tool.db import transaction
@@ -21,10 +17,10 @@ from lti_tool.gradebook import delivery
 from lti_tool.roster.models import ADMINISTRATOR
 from lti_tool.web import services
 from lti_tool.web.accounts import admin_required, current_account
+from lti_tool.web.csrf import check_admin_form
 from lti_tool.web.identity import TOKEN_PARAM, current_identity, token_of
 
 blueprint = Blueprint("grades", __name__)
-FORM_TOKEN = "grades_form_token"  # noqa: S105 - a session key name
 
 
 def _tool_admin() -> bool:
@@ -41,30 +37,6 @@ def _platform_scope() -> int | None:
     return identity.platform_id
 
 
-def _form_tokens() -> dict[str, str]:
-    """What the Retry form carries: the `lt` token after a launch, else a per-session token."""
-    identity = current_identity()
-    if not _tool_admin() and identity is not None:
-        return {TOKEN_PARAM: token_of(identity)}
-    if FORM_TOKEN not in session:
-        session[FORM_TOKEN] = secrets.token_urlsafe(24)
-    return {"form_token": session[FORM_TOKEN]}
-
-
-def _check_form() -> None:
-    """The form came from the grades page: a valid `lt` token of an LMS administrator (signed
-    by the tool), or the page's own form token."""
-    if request.form.get(TOKEN_PARAM):
-        identity = current_identity()  # from the token, its signature checked
-        if identity is not None and identity.role == ADMINISTRATOR:
-            return
-        abort(403, "Send this form from the grades page of the tool.")
-    expected = session.get(FORM_TOKEN)
-    given = request.form.get("form_token", "")
-    if not expected or not hmac.compare_digest(expected, given):
-        abort(403, "Send this form from the grades page of the tool.")
-
-
 @blueprint.route("/admin/grades")
 @admin_required
 def grades():
@@ -73,7 +45,6 @@ def grades():
     return render_template(
         "admin/grades.html",
         report=report,
-        form=_form_tokens(),
         notice=request.args.get("retried"),
     )
 
@@ -82,7 +53,7 @@ def grades():
 @admin_required
 def retry():
     """Put one failed score (`score`), or all of them (`all`), back to pending and deliver."""
-    _check_form()
+    check_admin_form()
     ids: list[int] | None = None
     if not request.form.get("all"):
         try:

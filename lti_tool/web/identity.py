@@ -53,12 +53,17 @@ def request_token() -> str | None:
     return token or None
 
 
+def identity_of_token(token: str) -> Identity | None:
+    """The identity an `lt` token carries, if the tool signed it and it has not expired."""
+    try:
+        return Identity(**_serializer().loads(token, max_age=TOKEN_MAX_AGE))
+    except (BadSignature, TypeError):
+        return None
+
+
 def current_identity() -> Identity | None:
     token = request_token()
     if token:
-        try:
-            return Identity(**_serializer().loads(token, max_age=TOKEN_MAX_AGE))
-        except (BadSignature, TypeError):
-            return None
+        return identity_of_token(token)
     data = session.get("identity")
     return Identity(**data) if data else None

@@ -27,8 +27,24 @@ def _json_response(description: str, schema: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-ERRORS = {
+TOO_MANY = {
+    **_error_response(
+        "Too many wrong or revoked tokens from this client address: refused, whatever the "
+        "token, until Retry-After seconds have passed (also in retry_after_seconds)."
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+UNAUTHORISED = {
     "401": _error_response("No token, or a token that is not valid or has been revoked."),
+    "429": TOO_MANY,
+}
+ERRORS = {
+    **UNAUTHORISED,
     "404": _error_response("No such assessor in your organisation, or no such case or file."),
 }
 ASSESSOR_ID = {
@@ -58,6 +74,37 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Invalid reviews: 'part/criterion_key' -> what to fix.",
                 "additionalProperties": {"type": "string"},
             },
+            "retry_after_seconds": {
+                "type": "integer",
+                "description": "429 only: seconds to wait (as the Retry-After header).",
+            },
+        },
+    },
+    "DeclineRequest": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "reason": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2000,
+                "description": "Why the assessor declines: a conflict of interest they "
+                "recognise. Kept with the assignment for the programme's administrators.",
+            }
+        },
+    },
+    "CaseAction": {
+        "type": "object",
+        "required": ["assessor_id", "code"],
+        "properties": {
+            "assessor_id": {"type": "integer"},
+            "code": {"type": "string"},
+            "started": {
+                "type": "boolean",
+                "description": "start: true when this request started the review, false when "
+                "it was started already (or submitted).",
+            },
+            "declined": {"type": "boolean", "description": "decline: always true."},
         },
     },
     "Assessor": {
@@ -266,7 +313,7 @@ def openapi_document(server_url: str) -> dict:
                                 }
                             },
                         },
-                        "401": ERRORS["401"],
+                        **UNAUTHORISED,
                     },
                 }
             },
@@ -358,6 +405,39 @@ def openapi_document(server_url: str) -> dict:
                         ),
                         "403": _error_response("The assessor's account is disabled."),
                         "409": _error_response("The review was submitted already."),
+                        **ERRORS,
+                    },
+                }
+            },
+            "/assessors/{assessor_id}/cases/{code}/start": {
+                "post": {
+                    "operationId": "startReview",
+                    "summary": "Start the review (the learner can no longer withdraw)",
+                    "description": "As the portal's Start button; safe to repeat.",
+                    "parameters": [ASSESSOR_ID, CODE],
+                    "responses": {
+                        "200": _json_response("Started (now, or before).", "CaseAction"),
+                        "403": _error_response("The assessor's account is disabled."),
+                        **ERRORS,
+                    },
+                }
+            },
+            "/assessors/{assessor_id}/cases/{code}/decline": {
+                "post": {
+                    "operationId": "declineCase",
+                    "summary": "Decline the case (conflict of interest); it goes to someone else",
+                    "description": "The assessor never gets the case back. Not after their "
+                    "review is submitted.",
+                    "parameters": [ASSESSOR_ID, CODE],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("DeclineRequest")}},
+                    },
+                    "responses": {
+                        "200": _json_response("Declined.", "CaseAction"),
+                        "400": _error_response("Not a JSON body with a reason, or too long."),
+                        "403": _error_response("The assessor's account is disabled."),
+                        "409": _error_response("The review was submitted: too late to decline."),
                         **ERRORS,
                     },
                 }

@@ -41,3 +41,23 @@ def test_a_right_password_signs_in_on_postgresql_and_redis(settings, services):
         accounts.add_account(session, "ada@example.org", "Ada", password=PASSWORD)
     response = attempt(create_app(settings, services), PASSWORD)
     assert response.status_code == 302 and response.headers["Location"] == "/assess/"
+
+
+def test_api_token_failures_on_one_process_lock_the_address_on_another(settings, services):
+    with transaction(services.session_factory) as session:
+        token = accounts.create_api_token(session, "Org A").plaintext
+    strict = settings.replace(api_max_failures_per_address=4)
+    first = create_app(strict, Services(strict)).test_client()
+    second = create_app(strict, Services(strict)).test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.9"}
+    for n in range(4):
+        client = first if n % 2 == 0 else second
+        wrong = {"Authorization": f"Bearer lta_{n}_" + "x" * 43}
+        assert (
+            client.get("/api/v1/cases", headers=wrong, environ_overrides=guesser).status_code == 401
+        )
+    right = {"Authorization": f"Bearer {token}"}
+    for client in (first, second):
+        locked = client.get("/api/v1/cases", headers=right, environ_overrides=guesser)
+        assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert first.get("/api/v1/cases", headers=right).status_code == 200  # another address

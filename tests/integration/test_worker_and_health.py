@@ -59,6 +59,8 @@ def worker_env(settings, tmp_path: Path) -> dict[str, str]:
         # So that the worker can import the test-only jobs of tests/integration/worker_jobs.py.
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     )
+    if settings.smtp_url:  # a test's loopback mail server (tests/support/smtp.py)
+        env.update(LTI_TOOL_SMTP_URL=settings.smtp_url, LTI_TOOL_MAIL_FROM=settings.mail_from)
     return env
 
 

@@ -267,3 +267,94 @@ def test_no_api_response_or_file_names_the_learner(client, services, world):
     bodies["after review"] = get(client, base, world["token_a"]).data
     for where, body in bodies.items():
         assert_blind(body.decode("latin-1"), secrets, where)
+
+
+# -- guessing tokens -------------------------------------------------------------------------
+def client_allowing(services, failures: int):
+    """A client of an app that locks an address after `failures` wrong tokens (same database)."""
+    from lti_tool.app import create_app
+    from lti_tool.services import Services
+
+    strict = Services(services.settings.replace(api_max_failures_per_address=failures))
+    return create_app(strict.settings, strict).test_client(), strict
+
+
+def test_an_address_that_guesses_tokens_is_refused_for_a_while(services, world):
+    client, strict = client_allowing(services, 3)
+    guesser, other = {"REMOTE_ADDR": "203.0.113.7"}, {"REMOTE_ADDR": "198.51.100.2"}
+
+    def call(token: str, environ: dict):
+        return client.get("/api/v1/cases", headers=bearer(token), environ_overrides=environ)
+
+    for n in range(3):
+        assert call(f"lta_{n}_" + "x" * 43, guesser).status_code == 401
+    locked = call(world["token_a"], guesser)  # even the right token, once locked
+    body = assert_json_error(locked, 429, "Too many requests with a wrong or revoked API token")
+    retry_after = int(locked.headers["Retry-After"])
+    assert 0 < retry_after <= 15 * 60
+    assert body["retry_after_seconds"] == retry_after
+    assert call(world["token_a"], other).status_code == 200  # another address is not locked
+    # Requests without a token are not guesses: they do not count.
+    for _ in range(5):
+        client.get("/api/v1/cases", environ_overrides=other)
+    assert call(world["token_a"], other).status_code == 200
+    strict.engine.dispose()
+
+
+def test_valid_tokens_do_not_count_as_failures(services, world):
+    client, strict = client_allowing(services, 2)
+    for _ in range(5):
+        assert get(client, "/api/v1/cases", world["token_a"]).status_code == 200
+    strict.engine.dispose()
+
+
+# -- start and decline -----------------------------------------------------------------------
+def post_json(client, path: str, body, token: str):
+    return client.post(
+        path,
+        data=json.dumps(body) if not isinstance(body, str) else body,
+        content_type="application/json",
+        headers=bearer(token),
+    )
+
+
+def test_starting_a_review_through_the_api_stops_the_learner_withdrawing(client, services, world):
+    path = f"/api/v1/assessors/{world['a']}/cases/{world['code']}/start"
+    started = post_json(client, path, {}, world["token_a"])
+    assert started.status_code == 200, started.get_data(as_text=True)
+    assert started.get_json() == {"assessor_id": world["a"], "code": world["code"], "started": True}
+    again = post_json(client, path, {}, world["token_a"])
+    assert again.get_json()["started"] is False
+    (item,) = get(client, "/api/v1/cases", world["token_a"]).get_json()["cases"]
+    assert item["state"] == "started"
+    with services.session_factory() as session:
+        assert session.get(Attempt, world["attempt_id"]).status == "in_review"
+    # Org B cannot start Org A's assessor's work.
+    assert_json_error(post_json(client, path, {}, world["token_b"]), 404, "no assessor")
+
+
+def test_declining_through_the_api_needs_a_reason_and_hands_the_case_on(client, services, world):
+    path = f"/api/v1/assessors/{world['a']}/cases/{world['code']}/decline"
+    for body in ["not json", {}, {"reason": "  "}, {"reason": 7}, []]:
+        assert_json_error(post_json(client, path, body, world["token_a"]), 400, "reason")
+    too_long = {"reason": "x" * 2001}
+    assert_json_error(post_json(client, path, too_long, world["token_a"]), 400, "under 2000")
+    assert_json_error(post_json(client, path, {"reason": "x"}, world["token_c"]), 404, "")
+    declined = post_json(client, path, {"reason": "I taught at this school."}, world["token_a"])
+    assert declined.status_code == 200, declined.get_data(as_text=True)
+    assert declined.get_json()["declined"] is True
+    assert get(client, "/api/v1/cases", world["token_a"]).get_json() == {"cases": []}
+    case_path = f"/api/v1/assessors/{world['a']}/cases/{world['code']}"
+    assert_json_error(get(client, case_path, world["token_a"]), 404, "You have no case")
+    case = seed.case_of(services, world["attempt_id"])
+    (gone,) = [x for x in case.assignments if x.assessor_id == world["a"]]
+    assert gone.state == "declined" and gone.decline_reason == "I taught at this school."
+    # Nobody else is eligible here: the case waits, visibly, rather than going back to them.
+    assert case.staffing_needed
+
+
+def test_a_submitted_review_cannot_be_declined_through_the_api(client, world):
+    assert post_review(client, world, "a", {"marks": seed.marks()}).status_code == 201
+    path = f"/api/v1/assessors/{world['a']}/cases/{world['code']}/decline"
+    response = post_json(client, path, {"reason": "late"}, world["token_a"])
+    assert_json_error(response, 409, "cannot be declined now")

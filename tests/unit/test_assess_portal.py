@@ -138,11 +138,20 @@ def test_declining_needs_confirmation_and_hands_the_case_on(client, services, po
     page_url = f"/assess/cases/{code}"
     sign_in(client, portal["accounts"][FIRST])
     assert post_form(client, f"{page_url}/decline", page_url, {}).status_code == 400
-    declined = post_form(client, f"{page_url}/decline", page_url, {"confirm": "yes"})
+    note = {"confirm": "yes", "reason": "  I mentored this teacher.  "}
+    declined = post_form(client, f"{page_url}/decline", page_url, note)
     assert declined.status_code == 302
+    declined_by = [
+        a for a in seed.case_of(services, portal["attempt_id"]).assignments if a.state == "declined"
+    ]
+    assert [a.decline_reason for a in declined_by] == ["I mentored this teacher."]
     assert client.get(page_url).status_code == 404
     sign_in(client, outsider_account(services, portal))  # the third assessor has it now
     assert code in client.get("/assess/").get_data(as_text=True)
+    sign_in(client, add_admin(services))  # administrators see who declined what, and why
+    overview = client.get("/admin/assessment").get_data(as_text=True)
+    declined_table = overview[overview.index('id="declined-cases"') :]
+    assert code in declined_table and "I mentored this teacher." in declined_table
 
 
 # -- administration ----------------------------------------------------------------------------

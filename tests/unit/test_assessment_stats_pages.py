@@ -69,16 +69,21 @@ def admin(client, services):
 
 
 # -- who may see it --------------------------------------------------------------------------
-def test_nobody_signed_in_is_refused(client):
+def test_nobody_signed_in_is_sent_to_sign_in(client):
     response = client.get(PAGE)
-    assert response.status_code == 403
-    assert "administrators can open this page" in response.get_data(as_text=True)
-    assert client.get(PAGE + "assessors.csv").status_code == 403
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/assess/login?next={PAGE}"
+    csv = client.get(PAGE + "assessors.csv?from=2026-01-01")
+    assert csv.headers["Location"] == (
+        f"/assess/login?next={PAGE}assessors.csv?from%3D2026-01-01"
+    )
 
 
 def test_an_account_that_is_not_an_admin_is_refused(client, services):
     sign_in_account(client, services, is_admin=False)
-    assert client.get(PAGE).status_code == 403
+    response = client.get(PAGE)
+    assert response.status_code == 403
+    assert "administrators can open this page" in response.get_data(as_text=True)
 
 
 def test_an_lms_administrator_may_see_it_but_an_educator_may_not(client):

@@ -199,7 +199,7 @@ def test_an_administrator_revokes_with_a_reason_and_the_page_says_revoked(
 def test_only_administrators_of_the_learners_platform_may_revoke(
     client, app, services, badge, learner
 ):
-    assert client.get("/admin/badges").status_code == 403
+    assert client.get("/admin/badges").headers["Location"] == "/assess/login?next=/admin/badges"
     assert client.get(f"/admin/badges?lt={token_for(app, learner)}").status_code == 403
     assert revoke_form(client, app, badge, learner, role="learner").status_code == 403
     assert revoke_form(client, app, badge, learner, role="educator").status_code == 403
@@ -270,13 +270,16 @@ def test_a_tool_administrator_account_manages_every_platforms_badges(client, ser
         cookie["account_id"] = admin_id
     listing = client.get("/admin/badges").get_data(as_text=True)
     assert badge.id in listing
-    # A form from elsewhere (the browser sends the cookie, not the page's form token) is refused.
-    forged = client.post(f"/admin/badges/{badge.id}/revoke", data={"reason": "Duplicate"})
-    assert forged.status_code == 403
-    form_token = re.search(r'name="form_token" value="([^"]+)"', listing).group(1)
-    done = client.post(
-        f"/admin/badges/{badge.id}/revoke", data={"reason": "Duplicate", "form_token": form_token}
-    )
+    # A form from elsewhere (the browser sends the cookie, not the page's CSRF token) is
+    # refused: without the token, with a made-up one, or with a launch token made up instead.
+    revoke = f"/admin/badges/{badge.id}/revoke"
+    for forged in ({}, {"csrf_token": "made-up"}, {"lt": "made-up"}):
+        refused = client.post(revoke, data={"reason": "Duplicate", **forged})
+        assert refused.status_code == 400
+        assert "not sent from this site" in refused.get_data(as_text=True)
+    assert "Revoked" not in client.get(f"/badges/{badge.id}").get_data(as_text=True)
+    csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    done = client.post(revoke, data={"reason": "Duplicate", "csrf_token": csrf_token})
     assert done.status_code == 302
     with services.session_factory() as session:
         from lti_tool.credentials.models import IssuedCredential

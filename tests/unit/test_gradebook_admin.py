@@ -4,6 +4,7 @@ cannot be posted from elsewhere."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -71,9 +72,15 @@ def test_learners_and_educators_are_refused(client, canvas, canvas_lms, failed, 
     assert posted.status_code == 403
 
 
-def test_nobody_signed_in_is_refused(client, failed):
-    assert client.get("/admin/grades").status_code == 403
-    assert client.post("/admin/grades/retry", data={"all": "1"}).status_code == 403
+def test_nobody_signed_in_is_sent_to_sign_in_and_cannot_retry(client, services, failed):
+    with client.session_transaction() as cookie:
+        cookie.clear()  # the fixture's launch left a learner signed in
+    page = client.get("/admin/grades")
+    assert page.status_code == 302
+    assert page.headers["Location"] == "/assess/login?next=/admin/grades"
+    posted = client.post("/admin/grades/retry", data={"all": "1"})
+    assert posted.status_code == 303 and posted.headers["Location"] == "/assess/login"
+    assert score_row(services, failed).status == FAILED
 
 
 def test_an_lms_administrator_sees_and_retries_only_their_own_platform(
@@ -98,15 +105,15 @@ def test_a_tool_administrator_sees_every_platform_and_the_form_needs_its_token(
         cookie["account_id"] = account_id
     html = client.get("/admin/grades").get_data(as_text=True)
     assert "User not found in course" in html
-    # Without the page's form token (a form posted from another site): refused, also with a
-    # made-up launch token.
-    assert client.post("/admin/grades/retry", data={"all": "1"}).status_code == 403
-    forged = client.post("/admin/grades/retry", data={"all": "1", "lt": "made-up"})
-    assert forged.status_code == 403
+    # Without the page's CSRF token (a form posted from another site): refused, also with a
+    # made-up token or a made-up launch token.
+    for forged in ({}, {"csrf_token": "made-up"}, {"lt": "made-up"}):
+        refused = client.post("/admin/grades/retry", data={"all": "1", **forged})
+        assert refused.status_code == 400
+        assert "not sent from this site" in refused.get_data(as_text=True)
     assert score_row(services, failed).status == FAILED
-    with client.session_transaction() as cookie:
-        form_token = cookie["grades_form_token"]
-    retried = client.post("/admin/grades/retry", data={"all": "1", "form_token": form_token})
+    csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    retried = client.post("/admin/grades/retry", data={"all": "1", "csrf_token": csrf_token})
     assert retried.status_code == 303
     assert score_row(services, failed).status == DELIVERED
 
