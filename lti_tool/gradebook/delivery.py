@@ -51,8 +51,8 @@ from lti_tool.lti.service_client import (
     RetryPolicy,
     ServiceClient,
     ServiceError,
+    Transport,
     client_for_platform,
-    http_session,
     platform_facts,
 )
 from lti_tool.retry import equal_jitter
@@ -180,29 +180,31 @@ def _retryable(exc: ServiceError) -> bool:
 # -- a run -------------------------------------------------------------------------------------
 @dataclass
 class _Clients:
-    """One service client per platform and thread (each thread keeps its own connection)."""
+    """One service client per platform for a run, shared by its threads over one transport
+    (a kept-alive connection per thread)."""
 
     services: Services
     policy: RetryPolicy
+    transport: Transport = field(default_factory=Transport)
     base: dict[int, ServiceClient] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    local: threading.local = field(default_factory=threading.local)
 
     def get(self, platform_id: int) -> ServiceClient:
-        mine = getattr(self.local, "clients", None)
-        if mine is None:
-            mine = self.local.clients = {}
-            self.local.http = self.services.settings.extra.get("http") or http_session()
-        if platform_id not in mine:
+        client = self.base.get(platform_id)
+        if client is None:
             with self.lock:
                 if platform_id not in self.base:
                     with transaction(self.services.session_factory) as session:
                         # Commits: the tool's key may just have been made.
                         self.base[platform_id] = client_for_platform(
-                            session, platform_id, self.services.cache, policy=self.policy
+                            session,
+                            platform_id,
+                            self.services.cache,
+                            http=self.transport,
+                            policy=self.policy,
                         )
-            mine[platform_id] = dataclasses.replace(self.base[platform_id], http=self.local.http)
-        return mine[platform_id]
+                client = self.base[platform_id]
+        return client
 
 
 def delivery_policy(services: Services) -> RetryPolicy:
@@ -220,7 +222,8 @@ def deliver_due(services: Services, batch_size: int = BATCH_SIZE) -> DeliveryRun
     """Deliver every row that is due now; returns the counts and when the next row falls due."""
     settings = services.settings
     run = DeliveryRun()
-    clients = _Clients(services, delivery_policy(services))
+    threads = max(1, settings.grade_delivery_threads)
+    clients = _Clients(services, delivery_policy(services), Transport(connections=threads))
     down: dict[int, Outcome] = {}  # platform id -> the failure that holds its other scores
     down_lock = threading.Lock()
 
@@ -235,7 +238,6 @@ def deliver_due(services: Services, batch_size: int = BATCH_SIZE) -> DeliveryRun
                 down.setdefault(row.platform_id, outcome)
         return outcome
 
-    threads = max(1, settings.grade_delivery_threads)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scores") as pool:
         while True:
             with transaction(services.session_factory) as session:

@@ -306,9 +306,7 @@ def _client(services: Services, platform_id: int) -> tuple[Platform, ServiceClie
         platform = session.get(Platform, platform_id)
         if platform is None:
             raise LineItemError(f"the platform {platform_id} is no longer registered")
-        client = client_for(
-            session, platform, services.cache, http=services.settings.extra.get("http")
-        )
+        client = client_for(session, platform, services.cache)
         session.commit()  # the tool's key may just have been made
         return platform, client
 

@@ -147,7 +147,7 @@ def sync_course_roster(
             platform = session.get(Platform, course.platform_id)
             if platform is None:
                 raise RosterSourceError("The course's platform is no longer registered.")
-            client = client_for(session, platform, cache, http=services.settings.extra.get("http"))
+            client = client_for(session, platform, cache)
             session.commit()  # the tool's key may just have been made
             context_id = course.context_id
         for page in membership_pages(client, url, limit):

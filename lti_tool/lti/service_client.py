@@ -1,4 +1,4 @@
-"""One client for the LTI Advantage services (NRPS now, AGS next): tokens, retries, errors.
+"""One client for the LTI Advantage services (NRPS, AGS): tokens, retries, errors, transport.
 
 The platform gives access tokens through the OAuth 2 client_credentials grant, the tool proving
 who it is with a JWT signed by its active key (LTI Security Framework, RFC 7523). A token lasts
@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
-import requests
+import certifi
+import urllib3
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc.jwk import RSAKey
-from requests.adapters import HTTPAdapter
+from requests.utils import parse_header_links
 from sqlalchemy.orm import Session
 
 from lti_tool.cache import Cache
@@ -174,7 +177,7 @@ def client_assertion(access: PlatformAccess, key: SigningKey, now: float | None 
     )
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: ServiceResponse) -> float | None:
     """Seconds the platform asks us to wait (Retry-After as seconds or an HTTP date)."""
     value = response.headers.get("Retry-After", "").strip()
     if not value:
@@ -192,7 +195,7 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def platform_message(response: requests.Response) -> str:
+def platform_message(response: ServiceResponse) -> str:
     """The error a platform gave, from the shapes they use: OAuth (`error`,
     `error_description`), Canvas (`errors: [{message}]`), `message`, or plain text."""
     try:
@@ -215,40 +218,91 @@ def platform_message(response: requests.Response) -> str:
     return text[:300] or (response.reason or "")
 
 
-class _PoolKeyMemo(HTTPAdapter):
-    """requests works out the connection pool of a URL on every call (parsing the URL, and a
-    stat of the CA bundle when one is named): the answer for a scheme, host, port and TLS
-    settings never changes, so it is remembered."""
+@dataclass(frozen=True)
+class ServiceResponse:
+    """A platform's answer, as callers read it."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._pool_keys: dict[tuple, tuple[dict, dict]] = {}
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+    url: str
+    reason: str = ""
 
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        scheme, _, rest = (request.url or "").partition("://")
-        memo_key = (scheme, rest.split("/", 1)[0], verify, cert)
-        known = self._pool_keys.get(memo_key)
-        if known is None:
-            known = super().build_connection_pool_key_attributes(request, verify, cert)
-            if len(self._pool_keys) < 1000:
-                self._pool_keys[memo_key] = known
-        return dict(known[0]), dict(known[1])
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The Link header by rel (NRPS pages: `next`)."""
+        header = self.headers.get("Link")
+        if not header:
+            return {}
+        return {link.get("rel") or link["url"]: link for link in parse_header_links(header)}
 
 
-def http_session() -> requests.Session:
-    """The HTTP session of service calls. requests reads the environment (proxies, CA bundle)
-    on every call, about 1 ms: where no proxy is named, the CA bundle it would find is set once
-    and the environment is not read again."""
-    http = requests.Session()
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            http.verify = bundle
-        http.trust_env = False
-    adapter = _PoolKeyMemo()
-    http.mount("https://", adapter)
-    http.mount("http://", adapter)
-    return http
+# What a call that got no answer raises (refused, reset, timed out, TLS failed).
+TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+
+
+class Transport:
+    """HTTP for service calls: kept-alive connection pools (urllib3, thread-safe; requests
+    costs about three times its CPU per call, which thousands of scores feel), TLS checked
+    against the CA bundle the environment names (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+    SSL_CERT_FILE; certifi's otherwise), through the proxy it names (HTTPS_PROXY, HTTP_PROXY,
+    NO_PROXY), read once. Never follows redirects, never retries: the client decides."""
+
+    def __init__(
+        self,
+        ca_certs: str | None = None,
+        proxies: Mapping[str, str] | None = None,
+        connections: int = 10,
+    ) -> None:
+        ca_certs = ca_certs or _environment_ca_bundle()
+        options: dict[str, Any] = {"maxsize": connections, "ca_certs": ca_certs, "retries": False}
+        self._direct = urllib3.PoolManager(**options)
+        proxies = _environment_proxies() if proxies is None else proxies
+        self._proxies = {
+            scheme: urllib3.ProxyManager(url, **options) for scheme, url in proxies.items()
+        }
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+    ) -> ServiceResponse:
+        parts = urlsplit(url)
+        manager = self._proxies.get(parts.scheme)
+        if manager is None or proxy_bypass(parts.hostname or ""):
+            manager = self._direct
+        answer = manager.request(
+            method,
+            url,
+            body=body,
+            headers=dict(headers or {}),
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            retries=False,
+            redirect=False,
+        )
+        return ServiceResponse(answer.status, answer.headers, answer.data, url, answer.reason or "")
+
+
+def _environment_ca_bundle() -> str:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return certifi.where()
+
+
+def _environment_proxies() -> dict[str, str]:
+    return {scheme: url for scheme, url in getproxies().items() if scheme in ("http", "https")}
 
 
 def _is_retryable(status: int) -> bool:
@@ -262,7 +316,7 @@ class ServiceClient:
     access: PlatformAccess
     key: SigningKey
     cache: Cache
-    http: requests.Session = field(default_factory=http_session)
+    http: Transport = field(default_factory=Transport)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     # scope string -> (token, time until which it is used without asking the shared cache)
@@ -330,7 +384,7 @@ class ServiceClient:
             TOKEN_REQUESTS[(self.access.issuer, self.access.client_id, scope)] += 1
         url = self.access.token_url
 
-        def send() -> requests.Response:
+        def send() -> ServiceResponse:
             # A new assertion (new jti, fresh times) for every try.
             data = {
                 "grant_type": "client_credentials",
@@ -338,8 +392,15 @@ class ServiceClient:
                 "client_assertion": client_assertion(self.access, self.key),
                 "scope": scope,
             }
-            return self.http.post(
-                url, data=data, headers={"Accept": "application/json"}, timeout=self._timeout
+            return self.http.request(
+                "POST",
+                url,
+                body=urlencode(data),
+                headers={
+                    "Accept": "application/json",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+                timeout=self._timeout,
             )
 
         response, tries = self._with_retries(send, url, stage="token")
@@ -368,10 +429,10 @@ class ServiceClient:
         return token, expires_in
 
     # -- calls ----------------------------------------------------------------------------
-    def get(self, url: str, scopes: Iterable[str], **kwargs: Any) -> requests.Response:
+    def get(self, url: str, scopes: Iterable[str], **kwargs: Any) -> ServiceResponse:
         return self.request("GET", url, scopes, **kwargs)
 
-    def post(self, url: str, scopes: Iterable[str], **kwargs: Any) -> requests.Response:
+    def post(self, url: str, scopes: Iterable[str], **kwargs: Any) -> ServiceResponse:
         return self.request("POST", url, scopes, **kwargs)
 
     def request(
@@ -384,20 +445,21 @@ class ServiceClient:
         json: Any = None,
         accept: str = "application/json",
         content_type: str | None = None,
-    ) -> requests.Response:
+    ) -> ServiceResponse:
         """Make one service call: a 2xx response, or a ServiceError."""
         scopes = sorted(set(scopes))
         token = self.access_token(scopes)
-        body = None if json is None else _json_dumps(json)
+        body = None if json is None else _json_dumps(json).encode()
+        target = with_query(url, params)
         total_tries = 0
         for renewed in (False, True):
             headers = {"Authorization": f"Bearer {token}", "Accept": accept}
             if body is not None:
                 headers["Content-Type"] = content_type or "application/json"
 
-            def send(headers: dict[str, str] = headers) -> requests.Response:
+            def send(headers: dict[str, str] = headers) -> ServiceResponse:
                 return self.http.request(
-                    method, url, params=params, data=body, headers=headers, timeout=self._timeout
+                    method, target, body=body, headers=headers, timeout=self._timeout
                 )
 
             response, tries = self._with_retries(send, url, stage="service")
@@ -417,8 +479,8 @@ class ServiceClient:
         return (self.policy.connect_timeout, self.policy.read_timeout)
 
     def _with_retries(
-        self, send: Callable[[], requests.Response], url: str, stage: str
-    ) -> tuple[requests.Response, int]:
+        self, send: Callable[[], ServiceResponse], url: str, stage: str
+    ) -> tuple[ServiceResponse, int]:
         """Send until a response that retrying cannot change, or the tries or the time allowed
         for waiting run out. Returns the last response and the number of tries."""
         waited = 0.0
@@ -426,7 +488,7 @@ class ServiceClient:
             last_try = attempt == self.policy.attempts
             try:
                 response = send()
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except TRANSPORT_ERRORS as exc:
                 delay = self.policy.backoff(attempt - 1)
                 if last_try or waited + delay > self.policy.max_total_wait:
                     raise ServiceError(
@@ -454,13 +516,12 @@ class ServiceClient:
                     response.status_code,
                     delay,
                 )
-                response.close()
             self.sleep(delay)
             waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _error(
-        self, response: requests.Response, url: str, stage: str, attempts: int
+        self, response: ServiceResponse, url: str, stage: str, attempts: int
     ) -> ServiceError:
         message = platform_message(response)
         what = "The token request to" if stage == "token" else "The call to"
@@ -475,6 +536,15 @@ class ServiceClient:
         )
 
 
+def with_query(url: str, params: Mapping[str, Any] | None) -> str:
+    """The URL with these query parameters added after any it has (Moodle's `?type_id=1`);
+    parameters that are None are left out."""
+    pairs = [(name, value) for name, value in (params or {}).items() if value is not None]
+    if not pairs:
+        return url
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(pairs)
+
+
 def _json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -483,7 +553,7 @@ def client_for(
     session: Session,
     platform: Platform,
     cache: Cache,
-    http: requests.Session | None = None,
+    http: Transport | None = None,
     policy: RetryPolicy | None = None,
 ) -> ServiceClient:
     """A client for a stored platform, signing with the tool's active key (the caller commits:
@@ -498,7 +568,7 @@ def client_for(
         ),
         key=SigningKey(kid=key.kid, private_pem=key.private_pem, alg=key.alg),
         cache=cache,
-        http=http or http_session(),
+        http=http or Transport(),
         policy=policy or RetryPolicy(),
     )
 
@@ -507,7 +577,7 @@ def client_for_platform(
     session: Session,
     platform_id: int,
     cache: Cache,
-    http: requests.Session | None = None,
+    http: Transport | None = None,
     policy: RetryPolicy | None = None,
 ) -> ServiceClient:
     """`client_for` a platform known by its id (LookupError when it is no longer registered)."""

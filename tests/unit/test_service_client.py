@@ -4,7 +4,7 @@ its service endpoint can be told to fail with 500, 429 + Retry-After, 401, 403 o
 
 from __future__ import annotations
 
-import os
+import json
 import socket
 import threading
 import time
@@ -12,21 +12,22 @@ import uuid
 
 import jwt
 import pytest
-import requests
 
 from lti_tool.cache import CacheEntry
 from lti_tool.db import utcnow
 from lti_tool.lti import keys
 from lti_tool.lti.service_client import (
+    TRANSPORT_ERRORS,
     PlatformAccess,
     RetryPolicy,
     ServiceClient,
     ServiceError,
     SigningKey,
+    Transport,
     client_assertion,
-    http_session,
     token_cache_key,
     token_requests,
+    with_query,
 )
 from tests.support.advantage import NRPS_SCOPE, SCORE_SCOPE, Failure, FakeAdvantagePlatform
 from tests.support.servers import LoopbackServer, make_certificate, tls_context
@@ -305,35 +306,61 @@ def test_a_post_sends_json_with_its_content_type(platform, services, tool_key):
     assert response.json()["json"] == {"scoreGiven": 3, "userId": "u"}
 
 
-# -- the HTTP session of service calls --------------------------------------------------------
-def test_service_session_verifies_tls_against_the_ca_bundle_of_the_environment(
+# -- the transport of service calls -------------------------------------------------------------
+def _hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    seen = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ["PATH_INFO"]
+    return [json.dumps({"ok": True, "seen": seen}).encode()]
+
+
+def test_the_transport_verifies_tls_against_the_ca_bundle_of_the_environment(
     tmp_path, monkeypatch
 ):
-    """The session reads the CA bundle once (no proxy named) and remembers each host's pool:
-    a platform signed by that CA is reached, call after call; a session made while another
-    bundle is named refuses the same host (what is remembered never skips verification)."""
-
-    def hello(environ, start_response):
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [b'{"ok": true}']
-
+    """A platform signed by the CA the environment names is reached, call after call over the
+    kept-alive connection; a transport made while another CA is named refuses it."""
     certificate = make_certificate(tmp_path / "ca")
-    server = LoopbackServer(hello, ssl_context=tls_context(certificate))
+    server = LoopbackServer(_hello, ssl_context=tls_context(certificate))
     try:
-        for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
-            monkeypatch.delenv(name)
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert_path))
-        trusting = http_session()
+        trusting = Transport(proxies={})
         for _ in range(3):
-            assert trusting.get(server.url + "/x", timeout=5).json() == {"ok": True}
+            answer = trusting.request("GET", server.url + "/x")
+            assert answer.status_code == 200 and answer.json()["ok"] is True
 
         other = make_certificate(tmp_path / "other")
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other.cert_path))
-        with pytest.raises(requests.exceptions.SSLError):
-            http_session().get(server.url + "/x", timeout=5)
-        trusting.verify = str(other.cert_path)  # the same session told to trust another CA
-        with pytest.raises(requests.exceptions.SSLError):
-            trusting.get(server.url + "/x", timeout=5)
+        with pytest.raises(TRANSPORT_ERRORS):
+            Transport(proxies={}).request("GET", server.url + "/x")
+        with pytest.raises(TRANSPORT_ERRORS):
+            Transport(ca_certs=str(other.cert_path), proxies={}).request("GET", server.url + "/x")
     finally:
         server.stop()
+
+
+def test_the_transport_goes_through_the_proxy_the_environment_names_unless_no_proxy(
+    monkeypatch,
+):
+    proxy = LoopbackServer(_hello)
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        answer = Transport().request("GET", "http://platform.invalid/svc/x?a=1")
+        assert answer.json()["seen"] == "http://platform.invalid/svc/x?a=1"  # asked the proxy
+        monkeypatch.setenv("NO_PROXY", "platform.invalid")
+        with pytest.raises(TRANSPORT_ERRORS):  # straight to a host that does not exist
+            Transport().request("GET", "http://platform.invalid/svc/x", timeout=(2, 2))
+    finally:
+        proxy.stop()
+
+
+def test_query_parameters_go_after_the_ones_a_url_has():
+    moodle = "https://moodle.example/mod/lti/services.php/2/lineitems?type_id=1"
+    assert with_query(moodle, {"resource_link_id": "7", "tag": None}) == (
+        moodle + "&resource_link_id=7"
+    )
+    assert with_query("https://canvas.example/line_items", {"tag": "a b"}) == (
+        "https://canvas.example/line_items?tag=a+b"
+    )
+    assert with_query("https://canvas.example/x", None) == "https://canvas.example/x"
