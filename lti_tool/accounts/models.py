@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_tool.db import Base, UTCDateTime, utcnow
@@ -45,6 +45,9 @@ class Account(Base):
     oidc_issuer: Mapped[str | None] = mapped_column(String(500), nullable=True)
     oidc_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
     last_signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Carried by every signed-in session; raised on sign-out and on a new password, which ends
+    # all of the account's sessions (a copied cookie is worth nothing after "Sign out").
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organisation: Mapped[Organisation | None] = relationship()
 

@@ -108,7 +108,13 @@ def set_password(session: Session, email: str, password: str) -> Account:
         raise AccountError(f"no account with the e-mail {normalise_email(email)}")
     check_password_strength(password)
     account.password_hash = hasher.hash(password)
+    end_sessions(account)
     return account
+
+
+def end_sessions(account: Account) -> None:
+    """Sign the account out of every browser (sign-out, a new password)."""
+    account.session_epoch = (account.session_epoch or 0) + 1
 
 
 def set_active(session: Session, email: str, active: bool) -> Account:

@@ -1,7 +1,9 @@
 """Who is signed in outside the LMS (assessors, the tool's administrators), and the guards
 of the pages that need them.
 
-A signed-in account is `session["account_id"]` (set by the sign-in views in web/signin.py).
+A signed-in account is `session["account_id"]` with the account's `session_epoch` beside it
+(set by the sign-in views in web/signin.py); signing out raises the epoch, so a copy of the
+cookie is no longer recognised anywhere.
 Administration pages also accept someone who launched the tool from an LMS with the
 administrator role, since an LMS administrator runs the tool for their institution.
 """
@@ -20,6 +22,7 @@ from lti_tool.web import db
 from lti_tool.web.identity import current_identity
 
 ACCOUNT_KEY = "account_id"
+EPOCH_KEY = "account_epoch"
 
 
 def current_account() -> Account | None:
@@ -27,7 +30,12 @@ def current_account() -> Account | None:
     if "account" not in g:
         account_id = session.get(ACCOUNT_KEY)
         account = db().get(Account, account_id) if account_id is not None else None
-        g.account = account if account is not None and account.active else None
+        recognised = (
+            account is not None
+            and account.active
+            and session.get(EPOCH_KEY, 0) == (account.session_epoch or 0)
+        )
+        g.account = account if recognised else None
     return g.account
 
 

@@ -29,7 +29,7 @@ from lti_tool.accounts import service as accounts
 from lti_tool.accounts.models import Account
 from lti_tool.accounts.throttle import SignInThrottle
 from lti_tool.web import db, services
-from lti_tool.web.accounts import ACCOUNT_KEY, current_account
+from lti_tool.web.accounts import ACCOUNT_KEY, EPOCH_KEY, current_account
 from lti_tool.web.csrf import check_csrf
 
 blueprint = Blueprint("signin", __name__, url_prefix="/assess")
@@ -88,6 +88,7 @@ def _start_session(account: Account, landing: str | None) -> object:
     db().commit()
     session.clear()  # nothing of a previous session (an LMS identity, a CSRF token) survives
     session[ACCOUNT_KEY] = account.id
+    session[EPOCH_KEY] = account.session_epoch or 0
     return redirect(landing or DEFAULT_LANDING)
 
 
@@ -191,5 +192,9 @@ def sso_callback():
 @blueprint.route("/logout", methods=["POST"])
 def logout():
     check_csrf()
+    account = current_account()
+    if account is not None:
+        accounts.end_sessions(account)
+        db().commit()
     session.clear()
     return redirect(url_for("signin.login", signed_out=1))

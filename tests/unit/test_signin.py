@@ -192,6 +192,37 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(client, assessor):
     )
 
 
+def recognised(browser) -> bool:
+    """Whether the tool takes this browser for Ada (an admin page names who is signed in)."""
+    return "Signed in as Ada Assessor" in browser.get("/admin/assessment/stats/").get_data(
+        as_text=True
+    )
+
+
+def test_signing_out_ends_every_session_of_the_account_a_copied_cookie_included(
+    app, client, assessor
+):
+    sign_in(client, "ada@example.org", PASSWORD)
+    other_browser = app.test_client()
+    sign_in(other_browser, "ada@example.org", PASSWORD)
+    copied = app.test_client()  # someone who copied the first browser's cookie
+    with client.session_transaction() as original, copied.session_transaction() as copy:
+        copy.update(original)
+    assert recognised(copied) and recognised(other_browser)
+    client.post("/assess/logout", data={"csrf_token": csrf_of(client)})
+    assert not recognised(copied) and not recognised(other_browser)
+    sign_in(client, "ada@example.org", PASSWORD)  # signing in again works
+    assert recognised(client)
+
+
+def test_a_new_password_ends_the_sessions_of_the_account(client, services, assessor):
+    sign_in(client, "ada@example.org", PASSWORD)
+    assert recognised(client)
+    with transaction(services.session_factory) as session:
+        accounts.set_password(session, "ada@example.org", "another long passphrase here")
+    assert not recognised(client)
+
+
 def test_every_page_shows_the_signed_in_account_and_a_sign_out_button(client, assessor):
     assert "Sign out" not in client.get("/assess/login").get_data(as_text=True)
     sign_in(client, "ada@example.org", PASSWORD)
