@@ -34,12 +34,11 @@ from lti_tool.credentials import service as badges
 from lti_tool.web import db, services
 from lti_tool.web.accounts import admin_required, current_account
 from lti_tool.web.csrf import check_admin_form
-from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
+from lti_tool.web.identity import NOT_SIGNED_IN, TOKEN_PARAM, Identity, current_identity, token_of
 
 blueprint = Blueprint("badges", __name__)
 
 JSON_LD = "application/ld+json"
-NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 # Public documents may be read by verifiers running in any web page.
 PUBLIC_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"}
 LIVE_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"}

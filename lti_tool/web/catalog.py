@@ -30,12 +30,16 @@ from lti_tool.lti.deep_linking import (
 from lti_tool.lti.models import Platform
 from lti_tool.roster.models import COURSE_ROLES
 from lti_tool.web import db, services
-from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
+from lti_tool.web.identity import (
+    TOKEN_PARAM,
+    Identity,
+    current_identity,
+    require_course_manager,
+    token_of,
+)
 
 blueprint = Blueprint("catalog", __name__)
 log = logging.getLogger(__name__)
-
-NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 
 
 # -- who is asking --------------------------------------------------------------------------------
@@ -51,12 +55,9 @@ def _posted_identity() -> Identity:
 
 
 def _educator(identity: Identity | None) -> Identity:
-    if identity is None:
-        abort(401, NOT_SIGNED_IN)
-    if identity.role not in COURSE_ROLES:
-        abort(403, "Only the course's educators can choose its micro-credentials.")
-    return identity
-
+    return require_course_manager(
+        identity, "Only the course's educators can choose its micro-credentials.", in_course=False
+    )
 
 
 # -- Deep Linking: the picker -----------------------------------------------------------------

@@ -16,22 +16,20 @@ from lti_tool import jobs
 from lti_tool.roster import sync as roster_sync
 from lti_tool.roster.models import ACTIVE, COURSE_ROLES
 from lti_tool.web import db, services
-from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
+from lti_tool.web.identity import (
+    TOKEN_PARAM,
+    Identity,
+    current_identity,
+    require_course_manager,
+    token_of,
+)
 
 blueprint = Blueprint("course", __name__)
 log = logging.getLogger(__name__)
 
 
-
 def _educator(identity: Identity | None) -> Identity:
-    if identity is None:
-        abort(401, "You are not signed in to the tool. Open it again from your course in the LMS.")
-    if identity.role not in COURSE_ROLES:
-        abort(403, "Only the course's educators can do this.")
-    if identity.course_id is None:
-        abort(400, "This launch did not come from a course.")
-    return identity
-
+    return require_course_manager(identity, "Only the course's educators can do this.")
 
 
 def _home(token: str, notice: str) -> Any:

@@ -23,8 +23,7 @@ from lti_tool.web.identity import TOKEN_PARAM, current_identity, identity_of_tok
 
 FIELD = "csrf_token"
 REFUSED = (
-    "This form has expired or was not sent from this site. Go back, reload the page and try "
-    "again."
+    "This form has expired or was not sent from this site. Go back, reload the page and try again."
 )
 _HIDDEN = Markup('<input type="hidden" name="{}" value="{}">')
 

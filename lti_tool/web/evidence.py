@@ -38,13 +38,14 @@ from lti_tool.progress.service import STATE_LABELS
 from lti_tool.roster.models import COURSE_ROLES, LEARNER, Enrollment
 from lti_tool.web import db, services
 from lti_tool.web.identity import (
+    NOT_SIGNED_IN,
     TOKEN_PARAM,
     Identity,
     current_identity,
     request_token,
+    require_course_manager,
     token_of,
 )
-from lti_tool.web.progress import NOT_SIGNED_IN
 from lti_tool.web.uploads import IncomingFile, MalformedUpload, multipart_files, raw_chunks
 
 blueprint = Blueprint("evidence", __name__)
@@ -513,11 +514,9 @@ def attempt_download(attempt_id: int, file_id: int):
 def _educator_of(user_id: int) -> Identity:
     """An educator or administrator of a course the learner is enrolled in, when the tool
     lets educators read evidence at all."""
-    identity = current_identity()
-    if identity is None:
-        abort(401, NOT_SIGNED_IN)
-    if identity.role not in COURSE_ROLES or identity.course_id is None:
-        abort(403, "Only the course's educators can see this.")
+    identity = require_course_manager(
+        current_identity(), "Only the course's educators can see this."
+    )
     if not services().settings.educators_see_evidence:
         abort(403, "Educators see their learners' progress, not their evidence: the tool is "
                    "set so that only the learner and the assessors see it.")  # fmt: skip

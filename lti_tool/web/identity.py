@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from flask import current_app, request, session
+from flask import abort, current_app, request, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from lti_tool.roster.models import COURSE_ROLES
 
 TOKEN_PARAM = "lt"  # noqa: S105 - a query parameter name
 TOKEN_MAX_AGE = 8 * 3600
+NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
 
 
 @dataclass
@@ -67,3 +70,18 @@ def current_identity() -> Identity | None:
         return identity_of_token(token)
     data = session.get("identity")
     return Identity(**data) if data else None
+
+
+def require_course_manager(
+    identity: Identity | None, refusal: str, *, in_course: bool = True
+) -> Identity:
+    """The identity of an educator or administrator of a course: 401 when nobody is signed in,
+    403 with `refusal` for anyone else, 400 when `in_course` and the launch came from no
+    course."""
+    if identity is None:
+        abort(401, NOT_SIGNED_IN)
+    if identity.role not in COURSE_ROLES:
+        abort(403, refusal)
+    if in_course and identity.course_id is None:
+        abort(400, "This launch did not come from a course.")
+    return identity

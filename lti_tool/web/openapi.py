@@ -209,8 +209,10 @@ SCHEMAS: dict[str, Any] = {
                         "percent": {"type": "integer"},
                         "parts": {
                             "type": "array",
-                            "items": {"type": "array", "prefixItems": [
-                                {"type": "string"}, {"type": "integer"}]},
+                            "items": {
+                                "type": "array",
+                                "prefixItems": [{"type": "string"}, {"type": "integer"}],
+                            },
                         },
                         "declared_collaboration": {"type": "boolean"},
                     },

@@ -17,24 +17,24 @@ from flask import Blueprint, Response, abort, render_template, request, stream_w
 from lti_tool.progress import service as progress
 from lti_tool.roster.models import COURSE_ROLES, LEARNER, Course
 from lti_tool.web import db
-from lti_tool.web.identity import TOKEN_PARAM, Identity, current_identity, token_of
+from lti_tool.web.identity import (
+    TOKEN_PARAM,
+    Identity,
+    current_identity,
+    require_course_manager,
+    token_of,
+)
 
 blueprint = Blueprint("progress", __name__)
 
 PAGE_SIZES = (25, 50, 100, 200)
-NOT_SIGNED_IN = "You are not signed in to the tool. Open it again from your course in the LMS."
-
 
 
 def _course_of_educator() -> tuple[Identity, int]:
     """The sign-in and its course, for the course's educators and administrators only."""
-    identity = current_identity()
-    if identity is None:
-        abort(401, NOT_SIGNED_IN)
-    if identity.role not in COURSE_ROLES:
-        abort(403, "Only the course's educators can see their learners' progress.")
-    if identity.course_id is None:
-        abort(400, "This launch did not come from a course.")
+    identity = require_course_manager(
+        current_identity(), "Only the course's educators can see their learners' progress."
+    )
     asked = request.args.get("course")
     if asked is not None and asked != str(identity.course_id):
         abort(403, "You can only see the progress of the course you opened the tool from.")

@@ -163,9 +163,7 @@ def sso_callback():
     if client is None:
         abort(404, "Single sign-on is not configured for this tool.")
     if request.args.get("error"):
-        return _login_page(
-            401, "Single sign-on was cancelled or refused by the identity provider."
-        )
+        return _login_page(401, "Single sign-on was cancelled or refused by the identity provider.")
     try:
         token = client.authorize_access_token()
         claims = dict(token.get("userinfo") or {})  # the verified id_token's claims
