@@ -273,8 +273,11 @@ def link_credential_key(session: Session, resource_link_id: int) -> str | None:
     )
 
 
-def links_needing_line_items(session: Session, limit: int = 100) -> list[LineItemNeeded]:
-    """Links launched without a line item from platforms that let the tool create one."""
+def links_needing_line_items(
+    session: Session, limit: int = 100, after: int = 0
+) -> list[LineItemNeeded]:
+    """Links launched without a line item from platforms that let the tool create one, in
+    the order of their resource link id, from after `after` (a page at a time)."""
     newest = latest_versions().subquery()
     rows = session.execute(
         select(
@@ -291,8 +294,8 @@ def links_needing_line_items(session: Session, limit: int = 100) -> list[LineIte
         .join(Course, Course.id == ResourceLink.course_id)
         .join(MicroCredential, MicroCredential.id == LinkCredential.micro_credential_id)
         .join(newest, newest.c.micro_credential_id == MicroCredential.id)
-        .where(LinkCredential.line_item_needed.is_(True))
-        .order_by(LinkCredential.id)
+        .where(LinkCredential.line_item_needed.is_(True), LinkCredential.resource_link_id > after)
+        .order_by(LinkCredential.resource_link_id)
         .limit(limit)
     )
     return [

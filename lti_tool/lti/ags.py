@@ -228,23 +228,20 @@ def last_error(services: Services, resource_link_id: int) -> dict | None:
 def create_pending_line_items(services: Services, batch: int = 100) -> LineItemRun:
     """Create the line item of every link that needs one; each recorded in its own transaction.
 
-    Each link is tried once per run; failures stay pending for the next run (the sweep's).
+    Each link is tried once per run, in pages (failing links never hide the ones after them);
+    failures stay pending for the next run (the sweep's).
     """
     run = LineItemRun()
-    tried: set[int] = set()
     clients: dict[int, tuple[Platform, ServiceClient]] = {}
+    after = 0
     while True:
         with services.session_factory() as session:
-            pending = [
-                n
-                for n in mapping.links_needing_line_items(session, limit=batch)
-                if n.resource_link_id not in tried
-            ]
+            pending = mapping.links_needing_line_items(session, limit=batch, after=after)
         if not pending:
             return run
         for needed in pending:
-            tried.add(needed.resource_link_id)
             _create_one(services, needed, clients, run)
+        after = pending[-1].resource_link_id
 
 
 def _create_one(

@@ -249,3 +249,30 @@ def test_a_link_busy_in_another_run_is_left_to_it(client, catalog, services, can
     run = ags.create_pending_line_items(services)
     assert run.busy == [waiting.resource_link_id] and run.created == []
     assert len(canvas_lms.line_item_posts) == 1
+
+
+def test_links_that_keep_failing_never_hide_the_ones_after_them(
+    client, catalog, services, canvas, canvas_lms
+):
+    """A run goes through the pending links a page at a time: with one link per page, the
+    first failing again does not stop the second from being created."""
+    canvas_lms.fail_line_item_posts(*[Failure(500)] * 3)  # every try the launches make
+    for link in ("link-a", "link-b"):
+        launch_mapped_link(client, canvas, canvas_lms, link)
+    canvas_lms.line_item_failures.clear()
+    assert [n.link_id for n in pending(services)] == ["link-a", "link-b"]
+    canvas_lms.fail_line_item_posts(Failure(500))  # link-a fails again, link-b goes through
+    run = ags.create_pending_line_items(services, batch=1)
+    assert [n.link_id for n in pending(services)] == ["link-a"]
+    assert link_credential(services, "link-b").created_lineitem_url
+    assert len(run.created) == 1 and len(run.failed) == 1
+
+
+def launch_mapped_link(client, platform, fake, link_id: str) -> None:
+    claims = {
+        CLAIM + "custom": CUSTOM,
+        AGS: ags_claim(fake.lineitems_url(CANVAS_CONTEXT, "canvas")),
+        CLAIM + "resource_link": {"id": link_id, "title": f"Link {link_id}", "description": ""},
+    }
+    response = launch(client, platform, BASE_URL, "canvas", roles=[LEARNER], **claims)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
