@@ -274,10 +274,12 @@ def link_credential_key(session: Session, resource_link_id: int) -> str | None:
 
 
 def links_needing_line_items(
-    session: Session, limit: int = 100, after: int = 0
+    session: Session, limit: int = 100, after: int = 0, platform_id: int | None = None
 ) -> list[LineItemNeeded]:
     """Links launched without a line item from platforms that let the tool create one, in
-    the order of their resource link id, from after `after` (a page at a time)."""
+    the order of their resource link id, from after `after` (a page at a time); of one
+    platform when given."""
+    scope = [Course.platform_id == platform_id] if platform_id is not None else []
     newest = latest_versions().subquery()
     rows = session.execute(
         select(
@@ -294,7 +296,11 @@ def links_needing_line_items(
         .join(Course, Course.id == ResourceLink.course_id)
         .join(MicroCredential, MicroCredential.id == LinkCredential.micro_credential_id)
         .join(newest, newest.c.micro_credential_id == MicroCredential.id)
-        .where(LinkCredential.line_item_needed.is_(True), LinkCredential.resource_link_id > after)
+        .where(
+            LinkCredential.line_item_needed.is_(True),
+            LinkCredential.resource_link_id > after,
+            *scope,
+        )
         .order_by(LinkCredential.resource_link_id)
         .limit(limit)
     )

@@ -225,6 +225,16 @@ def last_error(services: Services, resource_link_id: int) -> dict | None:
     return services.cache.get(_error_key(resource_link_id))
 
 
+def pending_line_items(
+    services: Services, platform_id: int | None = None, limit: int = 50
+) -> list[tuple[LineItemNeeded, dict | None]]:
+    """Gradebook columns still to be created (of one platform, when given), each with its last
+    failure when the shared cache has it: what an administrator looks at."""
+    with services.session_factory() as session:
+        needed = mapping.links_needing_line_items(session, limit=limit, platform_id=platform_id)
+    return [(n, last_error(services, n.resource_link_id)) for n in needed]
+
+
 def create_pending_line_items(services: Services, batch: int = 100) -> LineItemRun:
     """Create the line item of every link that needs one; each recorded in its own transaction.
 

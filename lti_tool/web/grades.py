@@ -14,6 +14,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from lti_tool import jobs
 from lti_tool.db import transaction
 from lti_tool.gradebook import delivery
+from lti_tool.lti import ags
 from lti_tool.roster.models import ADMINISTRATOR
 from lti_tool.web import services
 from lti_tool.web.accounts import admin_required, current_account
@@ -40,11 +41,13 @@ def _platform_scope() -> int | None:
 @blueprint.route("/admin/grades")
 @admin_required
 def grades():
+    scope = _platform_scope()
     with services().session_factory() as db_session:
-        report = delivery.overview(db_session, _platform_scope())
+        report = delivery.overview(db_session, scope)
     return render_template(
         "admin/grades.html",
         report=report,
+        line_items=ags.pending_line_items(services(), scope),
         notice=request.args.get("retried"),
     )
 

@@ -123,3 +123,20 @@ def test_a_retry_without_a_score_says_what_is_missing(client, canvas, failed):
     response = client.post("/admin/grades/retry", data={"lt": token, "score": "x"})
     assert response.status_code == 400
     assert "which score" in response.get_data(as_text=True)
+
+
+def test_a_gradebook_column_the_lms_refused_to_create_is_shown_with_its_answer(
+    client, catalog, services, canvas, canvas_lms, moodle
+):
+    canvas_lms.fail_line_item_posts(
+        *[Failure(403, body={"errors": [{"message": "Tool not allowed to create columns"}]})] * 3
+    )
+    test_ags_line_items.launch_mapped(client, canvas, canvas_lms)
+    token = token_after_launch(client, canvas, [ADMIN])
+    html = client.get("/admin/grades", query_string={"lt": token}).get_data(as_text=True)
+    assert 'id="pending-line-items"' in html
+    assert "HTTP 403" in html and "Tool not allowed to create columns" in html
+    # The administrator of another platform does not see it.
+    other = token_after_launch(client, moodle, [ADMIN], "moodle")
+    html = client.get("/admin/grades", query_string={"lt": other}).get_data(as_text=True)
+    assert 'id="no-line-items"' in html and "Tool not allowed" not in html
