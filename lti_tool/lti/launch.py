@@ -35,7 +35,8 @@ DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-SUPPORTED_MESSAGE_TYPES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+SUPPORTED_MESSAGE_TYPES = ("LtiResourceLinkRequest", DEEP_LINKING_REQUEST)
 ALLOWED_ALGS = ("RS256", "RS384", "RS512")
 LOGIN_STATE_TTL = 600
 RETRY_PARAMS = (
@@ -405,13 +406,15 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 
     # -- what a valid launch keeps --
     def save_launch_data(self):
-        """Keep the launch body for the pages that read it later (deep linking settings).
+        """Keep the body of a deep-linking launch for the catalog picker, which reads its
+        settings later (deep_linking.cached_request); nothing reads the body of another launch.
 
-        pylti1p3 also writes "<state>-id-token-hash" for its own state check, which
-        validate_state above replaces (the state is a single-use server-side record): that
-        write would be one more Redis round trip per launch that nothing reads.
+        pylti1p3 keeps every body, and writes "<state>-id-token-hash" for its own state check,
+        which validate_state above replaces (the state is a single-use server-side record):
+        each would be one more Redis round trip per launch that nothing reads.
         """
-        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        if self._jwt["body"].get(CLAIM + "message_type") == DEEP_LINKING_REQUEST:
+            self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
         return self
 
     # -- deployment and message --
