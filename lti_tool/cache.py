@@ -41,6 +41,9 @@ class Cache(Protocol):
     def pop_many(self, keys: list[str]) -> list[Any]:
         """pop() each key (each atomically) in one round trip to Redis; values in key order."""
 
+    def get_many(self, keys: list[str]) -> list[Any]:
+        """get() each key in one round trip to Redis; values in key order."""
+
 
 class CacheEntry(Base):
     __tablename__ = "cache_entries"
@@ -83,6 +86,10 @@ class RedisCache:
         for key in keys:
             pipeline.getdel(self.prefix + key)
         return [None if raw is None else json.loads(raw) for raw in pipeline.execute()]
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        raws = self.client.mget([self.prefix + key for key in keys])
+        return [None if raw is None else json.loads(raw) for raw in raws]
 
 
 class DatabaseCache:
@@ -158,6 +165,9 @@ class DatabaseCache:
 
     def pop_many(self, keys: list[str]) -> list[Any]:
         return [self.pop(key) for key in keys]
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        return [self.get(key) for key in keys]
 
     def keys(self) -> list[str]:
         with self.session_factory() as session:

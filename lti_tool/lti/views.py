@@ -32,6 +32,7 @@ from lti_tool.lti.launch import (
 from lti_tool.lti.platforms import RegistrationError, find_platform
 from lti_tool.lti.registration import register_platform
 from lti_tool.roster.models import COURSE_ROLES
+from lti_tool.roster.recent import recall_visit, remember_visit
 from lti_tool.roster.service import RecordedVisit, record_visit, unchanged_visit
 from lti_tool.web import db, services
 from lti_tool.web.identity import Identity, sign_in
@@ -135,14 +136,20 @@ def launch():
         )
     credential = link_credential_claims(body)
     mapped = None
-    # A repeat launch with nothing new (and no link to map) is one read, no transaction.
-    recorded = unchanged_visit(svc.engine, visit) if credential is None else None
+    # A repeat launch with nothing new (and no link to map) is one cache read when it was
+    # recorded in the last minute, else one database read; neither opens a transaction.
+    recall = recall_visit(svc.cache, visit) if credential is None else None
+    recorded = recall.recorded if recall is not None else None
     try:
+        if recorded is None and credential is None:
+            recorded = unchanged_visit(svc.engine, visit)
         if recorded is None:
             with transaction(svc.session_factory) as session:
                 recorded = record_visit(session, visit, known_changed=credential is None)
                 if credential is not None and recorded.resource_link_id is not None:
                     mapped = _map_link(session, recorded, credential)
+        if recall is not None and recall.recorded is None:
+            remember_visit(svc.cache, recall, recorded)
     except IntegrityError as exc:
         # The platform was removed while this launch was under way (its registration may be
         # reused for a few seconds per process): refuse it as unregistered, never a 500.
