@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -152,10 +153,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         clock_skew: int,
         http: requests.Session | None = None,
         storage_secret: str | None = None,
+        read_with_state: Callable[[dict[str, Any]], list[str]] | None = None,
     ):
         self.cache = cache
         self.clock_skew = clock_skew
         self.storage_secret = storage_secret
+        # Cache keys the caller will read once the launch is valid, named from the id_token's
+        # claims before they are verified: read in the round trip that pops the state, kept in
+        # `read` (key -> value). The caller must check that the key it needs is one of them.
+        self.read_with_state = read_with_state
+        self.read: dict[str, Any] = {}
         self.login_state: dict[str, Any] | None = None
         # The id_token's nonce and what popping its marker returned, when validate_state popped
         # it together with the state (one round trip instead of two).
@@ -177,7 +184,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             # Popped now, with the state: validate_nonce checks what came back. A launch that
             # fails here has spent its nonce too (it was single-use anyway).
             keys.append(self.storage._prepare_key(_nonce_key(nonce)))
-        popped = self.cache.pop_many(keys)
+        reads: list[str] = []
+        if self.read_with_state is not None and self._format_checked:
+            reads = self.read_with_state(self._jwt.get("body", {}))
+        popped, values = self.cache.pop_and_get(keys, reads)
+        self.read = dict(zip(reads, values, strict=True))
         record = popped[0]
         if nonce is not None:
             self._popped_nonce = (nonce, popped[1])
@@ -537,8 +548,12 @@ def validate_launch(
     clock_skew: int,
     http: requests.Session | None = None,
     storage_secret: str | None = None,
+    read_with_state: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> ToolMessageLaunch:
-    """Validate a launch POST; raise LaunchRefused with the reason, or return the launch."""
+    """Validate a launch POST; raise LaunchRefused with the reason, or return the launch.
+
+    `read_with_state`: see ToolMessageLaunch (the values are in the launch's `read`).
+    """
     if not form.get("id_token"):
         error = form.get("error")
         if error:
@@ -546,7 +561,9 @@ def validate_launch(
             raise refuse("platform_error", f"The platform refused the login: {error} {description}")
         raise refuse("missing_id_token", "The launch carries no id_token.")
     request = FlaskRequest(cookies=cookies, request_data=form, request_is_secure=is_secure)
-    launch = ToolMessageLaunch(request, tool_conf, cache, clock_skew, http, storage_secret)
+    launch = ToolMessageLaunch(
+        request, tool_conf, cache, clock_skew, http, storage_secret, read_with_state
+    )
     try:
         launch.validate()
     except (LaunchRefused, NeedsPlatformStorage):

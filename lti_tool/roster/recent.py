@@ -23,6 +23,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,17 +73,30 @@ def _fingerprint(visit: Visit) -> str:
     )
 
 
-def recall_visit(cache: Cache, visit: Visit) -> Recall | None:
-    """Look the visit up (one cache round trip); None for a launch without person, course and
-    link, which is never remembered."""
+def visit_keys(platform_id: int, context_id: str, subject: str, link_id: str) -> list[str]:
+    """The cache keys recall_visit reads for such a visit: the visit's, the course's mark."""
+    return [
+        "recent-visit:" + _digest([platform_id, context_id, subject, link_id]),
+        _course_mark_key(platform_id, context_id),
+    ]
+
+
+def recall_visit(
+    cache: Cache, visit: Visit, read: Mapping[str, Any] | None = None
+) -> Recall | None:
+    """Look the visit up; None for a launch without person, course and link, which is never
+    remembered. `read`: cache values already read (visit_keys named before the launch was
+    verified); without both keys there, one cache round trip."""
     if visit.person is None or visit.course is None or visit.link is None:
         return None
-    key = "recent-visit:" + _digest(
-        [visit.platform_id, visit.course.context_id, visit.person.subject, visit.link.link_id]
+    keys = visit_keys(
+        visit.platform_id, visit.course.context_id, visit.person.subject, visit.link.link_id
     )
-    remembered, mark = cache.get_many(
-        [key, _course_mark_key(visit.platform_id, visit.course.context_id)]
-    )
+    if read is not None and all(key in read for key in keys):
+        remembered, mark = (read[key] for key in keys)
+    else:
+        remembered, mark = cache.get_many(keys)
+    key = keys[0]
     fingerprint = _fingerprint(visit)
     now = time.time()
     recorded = None

@@ -1,7 +1,8 @@
 """Recently recorded visits (roster.recent): a repeat launch within a minute reads no roster
-table; a changed launch is still written; a roster sync voids what its course remembered, so
-the next launch makes an enrolment active again; a visit is never remembered past the last
-launch time's resolution nor past RECENT_VISIT_TTL."""
+table, and reads the remembered visit in the round trip that pops its state; a changed launch
+is still written; a roster sync voids what its course remembered, so the next launch makes an
+enrolment active again; a visit is never remembered past the last launch time's resolution nor
+past RECENT_VISIT_TTL."""
 
 from __future__ import annotations
 
@@ -67,6 +68,29 @@ def test_a_repeat_launch_within_a_minute_reads_no_roster_table(
     roster_statements.clear()
     assert_launched(launch(client, canvas, BASE_URL, sub=SUBJECT))
     assert roster_statements == []
+
+
+def test_a_repeat_launch_reads_its_visit_with_the_state(client, canvas, services, monkeypatch):
+    """One cache round trip: the launch pops its state and nonce and reads the remembered visit
+    and the course's mark together."""
+    cache = services.cache
+    pop_many, get_many = cache.pop_many, cache.get_many
+    calls: list[tuple[str, int]] = []
+
+    def pop_and_get(pop, get):
+        calls.append(("pop_and_get", len(get)))
+        return pop_many(pop), get_many(get)
+
+    def spied_get_many(keys):
+        calls.append(("get_many", len(keys)))
+        return get_many(keys)
+
+    monkeypatch.setattr(cache, "pop_and_get", pop_and_get)
+    monkeypatch.setattr(cache, "get_many", spied_get_many)
+    assert_launched(launch(client, canvas, BASE_URL, sub=SUBJECT))
+    calls.clear()
+    assert_launched(launch(client, canvas, BASE_URL, sub=SUBJECT))
+    assert calls == [("pop_and_get", 2)]
 
 
 def test_a_changed_launch_is_written_though_the_visit_is_remembered(client, canvas, services):
