@@ -529,6 +529,15 @@ def keyset_memo(cache: Cache) -> KeysetMemo:
         return memo
 
 
+@functools.lru_cache(maxsize=1)
+def keyset_http() -> requests.Session:
+    """The HTTP session that fetches platforms' key sets, one per process: without it pylti1p3
+    builds a requests.Session (adapters, pools) for every launch, to use it once an hour."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "lti-tool"
+    return session
+
+
 @functools.lru_cache(maxsize=64)
 def _public_key(jwk_json: str, alg: str):
     """A platform's public key, parsed once per process for each distinct JWK."""
@@ -561,6 +570,7 @@ def validate_launch(
             raise refuse("platform_error", f"The platform refused the login: {error} {description}")
         raise refuse("missing_id_token", "The launch carries no id_token.")
     request = FlaskRequest(cookies=cookies, request_data=form, request_is_secure=is_secure)
+    http = http or keyset_http()
     launch = ToolMessageLaunch(
         request, tool_conf, cache, clock_skew, http, storage_secret, read_with_state
     )
