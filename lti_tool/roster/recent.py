@@ -12,7 +12,8 @@ How stale it may be, and why that is bounded:
   kept exactly as without this memory);
 - a roster sync of the course changes the course's mark (forget_course_visits) after each
   commit: every visit remembered in that course is then void, so a launch after a sync that
-  marked its enrolment inactive makes it active again at once;
+  marked its enrolment inactive makes it active again at once (should the cache lose that
+  mark, visits remembered before the sync count again, for what is left of their minute);
 - what another launch changed in a row two visits share (a user's name reported differently
   in two courses, say) may be left as the other launch wrote it for at most RECENT_VISIT_TTL.
 """
