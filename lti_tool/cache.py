@@ -41,6 +41,13 @@ class Cache(Protocol):
     def pop_many(self, keys: list[str]) -> list[Any]:
         """pop() each key (each atomically) in one round trip to Redis; values in key order."""
 
+    def get_many(self, keys: list[str]) -> list[Any]:
+        """get() each key in one round trip to Redis; values in key order."""
+
+    def pop_and_get(self, pop: list[str], get: list[str]) -> tuple[list[Any], list[Any]]:
+        """pop_many(pop) and get_many(get) in one round trip to Redis (a launch pops its state
+        and nonce, and reads what it needs next, together)."""
+
 
 class CacheEntry(Base):
     __tablename__ = "cache_entries"
@@ -83,6 +90,21 @@ class RedisCache:
         for key in keys:
             pipeline.getdel(self.prefix + key)
         return [None if raw is None else json.loads(raw) for raw in pipeline.execute()]
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        raws = self.client.mget([self.prefix + key for key in keys])
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
+    def pop_and_get(self, pop: list[str], get: list[str]) -> tuple[list[Any], list[Any]]:
+        pipeline = self.client.pipeline(transaction=False)
+        for key in pop:
+            pipeline.getdel(self.prefix + key)
+        if get:
+            pipeline.mget([self.prefix + key for key in get])
+        results = pipeline.execute()
+        popped = [None if raw is None else json.loads(raw) for raw in results[: len(pop)]]
+        read = [None if raw is None else json.loads(raw) for raw in results[-1]] if get else []
+        return popped, read
 
 
 class DatabaseCache:
@@ -158,6 +180,12 @@ class DatabaseCache:
 
     def pop_many(self, keys: list[str]) -> list[Any]:
         return [self.pop(key) for key in keys]
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        return [self.get(key) for key in keys]
+
+    def pop_and_get(self, pop: list[str], get: list[str]) -> tuple[list[Any], list[Any]]:
+        return self.pop_many(pop), self.get_many(get)
 
     def keys(self) -> list[str]:
         with self.session_factory() as session:

@@ -155,6 +155,12 @@ class DatabaseToolConf(ToolConfAbstract):
             session.commit()  # the active key may just have been made
         return self.registry.put(key, platform, private_pem)
 
+    def recently_found(self, iss: str, client_id: str) -> Platform | None:
+        """The platform this process found lately for the issuer and client id, if any: no
+        database query (for work that may start before a launch is verified)."""
+        found = self.registry.get((iss, client_id))
+        return found.platform if found is not None else None
+
     def find_deployment(self, iss: str, deployment_id: str) -> PyltiDeployment | None:
         return self.find_deployment_by_params(iss, deployment_id, None)
 

@@ -71,3 +71,23 @@ def visit_from_claims(platform_id: int, body: dict[str, Any]) -> Visit:
         role=map_roles(roles),
         lti_roles=[r for r in roles if isinstance(r, str)],
     )
+
+
+def visit_names(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(subject, context id, link id) as visit_from_claims reads them, from claims that may not
+    be verified yet: None unless all three are there."""
+    context = body.get(CLAIM + "context")
+    link = body.get(CLAIM + "resource_link")
+    if not (body.get("sub") and isinstance(context, dict) and isinstance(link, dict)):
+        return None
+    if not (context.get("id") and link.get("id")):
+        return None
+    return str(body["sub"]), str(context["id"]), str(link["id"])
+
+
+def client_id_of(body: dict[str, Any]) -> str | None:
+    """The client id an id_token names: its audience, or its azp among several audiences."""
+    aud = body.get("aud")
+    if isinstance(aud, list):
+        aud = aud[0] if len(aud) == 1 else body.get("azp")
+    return aud if isinstance(aud, str) else None

@@ -20,9 +20,8 @@ from pylti1p3.registration import Registration
 from lti_tool.cache import Cache
 from lti_tool.catalog.mapping import LINE_ITEM_TAG, SCORE_MAXIMUM, Pick
 from lti_tool.lti.adapters import CacheLaunchDataStorage
-from lti_tool.lti.launch import AGS_CLAIM, CLAIM, DL_CLAIM, LINEITEM_SCOPE
+from lti_tool.lti.launch import AGS_CLAIM, CLAIM, DEEP_LINKING_REQUEST, DL_CLAIM, LINEITEM_SCOPE
 
-DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
 SETTINGS_CLAIM = DL_CLAIM + "deep_linking_settings"
 DATA_CLAIM = DL_CLAIM + "data"

@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,7 +36,8 @@ DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-SUPPORTED_MESSAGE_TYPES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+SUPPORTED_MESSAGE_TYPES = ("LtiResourceLinkRequest", DEEP_LINKING_REQUEST)
 ALLOWED_ALGS = ("RS256", "RS384", "RS512")
 LOGIN_STATE_TTL = 600
 RETRY_PARAMS = (
@@ -151,10 +153,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         clock_skew: int,
         http: requests.Session | None = None,
         storage_secret: str | None = None,
+        read_with_state: Callable[[dict[str, Any]], list[str]] | None = None,
     ):
         self.cache = cache
         self.clock_skew = clock_skew
         self.storage_secret = storage_secret
+        # Cache keys the caller will read once the launch is valid, named from the id_token's
+        # claims before they are verified: read in the round trip that pops the state, kept in
+        # `read` (key -> value). The caller must check that the key it needs is one of them.
+        self.read_with_state = read_with_state
+        self.read: dict[str, Any] = {}
         self.login_state: dict[str, Any] | None = None
         # The id_token's nonce and what popping its marker returned, when validate_state popped
         # it together with the state (one round trip instead of two).
@@ -176,7 +184,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             # Popped now, with the state: validate_nonce checks what came back. A launch that
             # fails here has spent its nonce too (it was single-use anyway).
             keys.append(self.storage._prepare_key(_nonce_key(nonce)))
-        popped = self.cache.pop_many(keys)
+        reads: list[str] = []
+        if self.read_with_state is not None and self._format_checked:
+            reads = self.read_with_state(self._jwt.get("body", {}))
+        popped, values = self.cache.pop_and_get(keys, reads)
+        self.read = dict(zip(reads, values, strict=True))
         record = popped[0]
         if nonce is not None:
             self._popped_nonce = (nonce, popped[1])
@@ -405,13 +417,15 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 
     # -- what a valid launch keeps --
     def save_launch_data(self):
-        """Keep the launch body for the pages that read it later (deep linking settings).
+        """Keep the body of a deep-linking launch for the catalog picker, which reads its
+        settings later (deep_linking.cached_request); nothing reads the body of another launch.
 
-        pylti1p3 also writes "<state>-id-token-hash" for its own state check, which
-        validate_state above replaces (the state is a single-use server-side record): that
-        write would be one more Redis round trip per launch that nothing reads.
+        pylti1p3 keeps every body, and writes "<state>-id-token-hash" for its own state check,
+        which validate_state above replaces (the state is a single-use server-side record):
+        each would be one more Redis round trip per launch that nothing reads.
         """
-        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        if self._jwt["body"].get(CLAIM + "message_type") == DEEP_LINKING_REQUEST:
+            self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
         return self
 
     # -- deployment and message --
@@ -515,6 +529,15 @@ def keyset_memo(cache: Cache) -> KeysetMemo:
         return memo
 
 
+@functools.lru_cache(maxsize=1)
+def keyset_http() -> requests.Session:
+    """The HTTP session that fetches platforms' key sets, one per process: without it pylti1p3
+    builds a requests.Session (adapters, pools) for every launch, to use it once an hour."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "lti-tool"
+    return session
+
+
 @functools.lru_cache(maxsize=64)
 def _public_key(jwk_json: str, alg: str):
     """A platform's public key, parsed once per process for each distinct JWK."""
@@ -534,8 +557,12 @@ def validate_launch(
     clock_skew: int,
     http: requests.Session | None = None,
     storage_secret: str | None = None,
+    read_with_state: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> ToolMessageLaunch:
-    """Validate a launch POST; raise LaunchRefused with the reason, or return the launch."""
+    """Validate a launch POST; raise LaunchRefused with the reason, or return the launch.
+
+    `read_with_state`: see ToolMessageLaunch (the values are in the launch's `read`).
+    """
     if not form.get("id_token"):
         error = form.get("error")
         if error:
@@ -543,7 +570,10 @@ def validate_launch(
             raise refuse("platform_error", f"The platform refused the login: {error} {description}")
         raise refuse("missing_id_token", "The launch carries no id_token.")
     request = FlaskRequest(cookies=cookies, request_data=form, request_is_secure=is_secure)
-    launch = ToolMessageLaunch(request, tool_conf, cache, clock_skew, http, storage_secret)
+    http = http or keyset_http()
+    launch = ToolMessageLaunch(
+        request, tool_conf, cache, clock_skew, http, storage_secret, read_with_state
+    )
     try:
         launch.validate()
     except (LaunchRefused, NeedsPlatformStorage):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from urllib.parse import urlencode, urlsplit
 
@@ -14,7 +15,7 @@ from lti_tool.db import transaction
 from lti_tool.lti import keys
 from lti_tool.lti.adapters import DatabaseToolConf
 from lti_tool.lti.canvas import canvas_configuration
-from lti_tool.lti.claims import visit_from_claims
+from lti_tool.lti.claims import client_id_of, visit_from_claims, visit_names
 from lti_tool.lti.deep_linking import (
     DEEP_LINKING_REQUEST,
     LinkCredentialClaims,
@@ -32,6 +33,7 @@ from lti_tool.lti.launch import (
 from lti_tool.lti.platforms import RegistrationError, find_platform
 from lti_tool.lti.registration import register_platform
 from lti_tool.roster.models import COURSE_ROLES
+from lti_tool.roster.recent import recall_visit, remember_visit, visit_keys
 from lti_tool.roster.service import RecordedVisit, record_visit, unchanged_visit
 from lti_tool.web import db, services
 from lti_tool.web.identity import Identity, sign_in
@@ -103,6 +105,7 @@ def launch():
             svc.settings.clock_skew_seconds,
             http=svc.settings.extra.get("http"),
             storage_secret=form.get("lti_storage_secret"),
+            read_with_state=functools.partial(_recent_visit_keys, tool_conf),
         )
     except NeedsPlatformStorage as pending:
         # Put the state back, for the second leg, and let the page fetch the secret from
@@ -135,14 +138,20 @@ def launch():
         )
     credential = link_credential_claims(body)
     mapped = None
-    # A repeat launch with nothing new (and no link to map) is one read, no transaction.
-    recorded = unchanged_visit(svc.engine, visit) if credential is None else None
+    # A repeat launch with nothing new (and no link to map) is one cache read when it was
+    # recorded in the last minute, else one database read; neither opens a transaction.
+    recall = recall_visit(svc.cache, visit, message.read) if credential is None else None
+    recorded = recall.recorded if recall is not None else None
     try:
+        if recorded is None and credential is None:
+            recorded = unchanged_visit(svc.engine, visit)
         if recorded is None:
             with transaction(svc.session_factory) as session:
                 recorded = record_visit(session, visit, known_changed=credential is None)
                 if credential is not None and recorded.resource_link_id is not None:
                     mapped = _map_link(session, recorded, credential)
+        if recall is not None and recall.recorded is None:
+            remember_visit(svc.cache, recall, recorded)
     except IntegrityError as exc:
         # The platform was removed while this launch was under way (its registration may be
         # reused for a few seconds per process): refuse it as unregistered, never a 500.
@@ -180,6 +189,21 @@ def launch():
         partitioned=secure,
     )
     return response
+
+
+def _recent_visit_keys(tool_conf: DatabaseToolConf, body: dict) -> list[str]:
+    """The keys recall_visit will read, named from the launch's claims before they are verified
+    (so that they are read with the state): none for a platform this process has not found
+    lately. recall_visit uses what was read only for the keys of the verified visit."""
+    names = visit_names(body)
+    iss, client_id = body.get("iss"), client_id_of(body)
+    if names is None or not isinstance(iss, str) or client_id is None:
+        return []
+    platform = tool_conf.recently_found(iss, client_id)
+    if platform is None:
+        return []
+    subject, context_id, link_id = names
+    return visit_keys(platform.id, context_id, subject, link_id)
 
 
 def _map_link(

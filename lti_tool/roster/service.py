@@ -59,6 +59,9 @@ class RecordedVisit:
     course_id: int | None
     resource_link_id: int | None
     role: str
+    # The user's last launch time in the database, when it was just read or written (how long
+    # the visit may be remembered: roster.recent).
+    last_launch_at: datetime | None = None
 
 
 # A repeat launch that changes nothing writes nothing, unless the user's last launch time is
@@ -129,7 +132,8 @@ def record_visit(session: Session, visit: Visit, *, known_changed: bool = False)
                     "updated_at": now,
                 },
             )
-    return RecordedVisit(user_id, course_id, link_id, visit.role)
+    last_launch_at = now if user_id is not None else None
+    return RecordedVisit(user_id, course_id, link_id, visit.role, last_launch_at)
 
 
 # Built once: building this select (18 columns, 3 joins) cost more than running it.
@@ -216,4 +220,4 @@ def _unchanged_visit(connection, visit: Visit, now: datetime) -> RecordedVisit |
     last_launch = row.last_launch_at
     if recorded != reported or last_launch is None or last_launch < now - LAST_LAUNCH_RESOLUTION:
         return None
-    return RecordedVisit(row.user_id, row.course_id, row.link_id, visit.role)
+    return RecordedVisit(row.user_id, row.course_id, row.link_id, visit.role, last_launch)

@@ -30,6 +30,7 @@ from lti_tool.cache import Cache
 from lti_tool.db import utcnow
 from lti_tool.roster import models
 from lti_tool.roster.models import LEARNER, Course, Enrollment, LmsUser
+from lti_tool.roster.recent import forget_course_visits
 
 log = logging.getLogger(__name__)
 
@@ -344,10 +345,13 @@ def run_sync(
             course = session.get(Course, course_id)
             if course is None:
                 raise LookupError(f"There is no course {course_id}.")
-            platform_id = course.platform_id
+            platform_id, context_id = course.platform_id, course.context_id
         for page in pages:
             with session_factory() as session, session.begin():
                 outcome = apply_page(session, platform_id, course_id, page)
+            # After the commit: a launch that read the course's mark before it reads the
+            # enrolments as they are now.
+            forget_course_visits(cache, platform_id, context_id)
             state.pages += 1
             state.members += len(page)
             state.inactive += len(outcome.inactive_user_ids)
@@ -357,6 +361,7 @@ def run_sync(
             _save(cache, course_id, state)
         with session_factory() as session, session.begin():
             state.absent = mark_absent(session, course_id, started)
+        forget_course_visits(cache, platform_id, context_id)
         state.state = DONE
     except BaseException as exc:
         state.state = FAILED

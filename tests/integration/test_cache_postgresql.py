@@ -99,3 +99,19 @@ def test_database_cache_concurrent_writers_on_postgresql(database_cache):
     keys = set(database_cache.keys())
     assert {f"shared-{step}" for step in range(10)} <= keys
     assert all(database_cache.get(f"own-{i}-9") == 9 for i in range(THREADS))
+
+
+@pytest.mark.parametrize("backend", ["database_cache", "redis_cache"])
+def test_pop_and_get_pops_some_keys_and_reads_others(backend, request):
+    """A launch pops its state and nonce and reads its remembered visit in one round trip."""
+    cache: Cache = request.getfixturevalue(backend)
+    prefix = f"pop-and-get-{backend}-"
+    cache.set_many([(prefix + "state", {"s": 1}, 60), (prefix + "visit", [1, 2], 60)])
+    popped, read = cache.pop_and_get(
+        [prefix + "state", prefix + "nonce"], [prefix + "visit", prefix + "mark"]
+    )
+    assert popped == [{"s": 1}, None]
+    assert read == [[1, 2], None]
+    assert cache.get(prefix + "state") is None  # popped
+    assert cache.get_many([prefix + "visit", prefix + "state"]) == [[1, 2], None]  # kept
+    assert cache.pop_and_get([prefix + "visit"], []) == ([[1, 2]], [])

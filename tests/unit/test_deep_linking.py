@@ -353,3 +353,18 @@ def test_an_expired_selection_is_refused(client, catalog, canvas, services):
     )
     assert response.status_code == 410
     assert "expired" in response.get_data(as_text=True)
+
+
+def test_only_a_deep_linking_launch_keeps_its_body(client, catalog, canvas, services):
+    """The picker reads a deep-linking launch's settings later; nothing reads the body of a
+    resource link launch, so it is not kept (one cache write less per launch)."""
+    from lti_tool.web.identity import _serializer
+
+    _claims, picker_token, _page = open_picker(client, canvas, "canvas")
+    link = launch(client, canvas, BASE_URL, "canvas", roles=[INSTRUCTOR])
+    with client.application.test_request_context():
+        picker = _serializer().loads(picker_token)
+        resource = _serializer().loads(token_of(link))
+    assert resource["message_type"] == "LtiResourceLinkRequest"
+    assert services.cache.get(picker["launch_id"]) is not None
+    assert services.cache.get(resource["launch_id"]) is None
