@@ -162,18 +162,21 @@ def _waiting_needs(
     cases = connection.execute(query).all()
     if not cases:
         return []
-    # Everyone who holds or held a role on these cases (PostgreSQL: one `= ANY(array)` query).
-    batch_ids = [case[0] for case in cases]
+    # Everyone who holds or held a role on these cases: the batch is every waiting case of its
+    # id range, so a join finds them without sending the batch's ids back.
+    held = (
+        select(Assignment.case_id, Assignment.assessor_id, Assignment.role, Assignment.state)
+        .join(Case, Case.id == Assignment.case_id)
+        .where(Case.staffing_needed, Case.id > after_id, Case.id <= cases[-1][0])
+    )
+    if case_ids is not None:
+        held = held.where(Case.id.in_(case_ids))
     excluded: dict[int, set[int]] = {}
     live_roles: dict[int, set[str]] = {}
-    for condition in _id_conditions(session, Assignment.case_id, batch_ids):
-        held = select(
-            Assignment.case_id, Assignment.assessor_id, Assignment.role, Assignment.state
-        ).where(condition)
-        for case_id, assessor_id, role, state in connection.execute(held):
-            excluded.setdefault(case_id, set()).add(assessor_id)
-            if state in LIVE_STATES:
-                live_roles.setdefault(case_id, set()).add(role)
+    for case_id, assessor_id, role, state in connection.execute(held):
+        excluded.setdefault(case_id, set()).add(assessor_id)
+        if state in LIVE_STATES:
+            live_roles.setdefault(case_id, set()).add(role)
     needs = []
     for case_id, credential_id, version_id, status, keys, preferred in cases:
         needed = (ADJUDICATOR,) if status == ADJUDICATION else (FIRST, SECOND)
