@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from lti_tool.accounts.models import Account
@@ -138,11 +140,18 @@ class _JsonCache:
         return parsed
 
 
-def _waiting_needs(
-    session: Session, after_id: int, case_ids: Sequence[int] | None, parsed: _JsonCache
-) -> list[Need]:
-    """The next batch of cases that need someone (ids above after_id), with their roles.
-    Core rows on the session's connection (the caller has flushed), JSON read as text."""
+class _WaitingRows(NamedTuple):
+    """A batch of waiting cases as read: (id, micro_credential_id, version_id, status,
+    conflict_keys and preferred_assessor_ids as JSON text), and (case_id, assessor_id, role,
+    state) of every assignment they have or had."""
+
+    cases: Sequence[Row]
+    held: Sequence[Row]
+
+
+def _waiting_rows(session: Session, after_id: int, case_ids: Sequence[int] | None) -> _WaitingRows:
+    """The next batch of cases that need someone (ids above after_id): two queries, Core rows
+    on the session's connection (the caller has flushed), the JSON left as text."""
     connection = session.connection()
     query = (
         select(
@@ -161,9 +170,9 @@ def _waiting_needs(
         query = query.where(Case.id.in_(case_ids))
     cases = connection.execute(query).all()
     if not cases:
-        return []
-    # Everyone who holds or held a role on these cases: the batch is every waiting case of its
-    # id range, so a join finds them without sending the batch's ids back.
+        return _WaitingRows([], [])
+    # The batch is every waiting case of its id range: a join finds their assignments without
+    # sending the batch's ids back.
     held = (
         select(Assignment.case_id, Assignment.assessor_id, Assignment.role, Assignment.state)
         .join(Case, Case.id == Assignment.case_id)
@@ -171,14 +180,19 @@ def _waiting_needs(
     )
     if case_ids is not None:
         held = held.where(Case.id.in_(case_ids))
+    return _WaitingRows(cases, connection.execute(held).all())
+
+
+def _needs(rows: _WaitingRows, parsed: _JsonCache) -> list[Need]:
+    """What each case of the batch still needs; whoever holds or held a role is excluded."""
     excluded: dict[int, set[int]] = {}
     live_roles: dict[int, set[str]] = {}
-    for case_id, assessor_id, role, state in connection.execute(held):
+    for case_id, assessor_id, role, state in rows.held:
         excluded.setdefault(case_id, set()).add(assessor_id)
         if state in LIVE_STATES:
             live_roles.setdefault(case_id, set()).add(role)
     needs = []
-    for case_id, credential_id, version_id, status, keys, preferred in cases:
+    for case_id, credential_id, version_id, status, keys, preferred in rows.cases:
         needed = (ADJUDICATOR,) if status == ADJUDICATION else (FIRST, SECOND)
         live = live_roles.get(case_id)  # most have none: no tuple to filter
         needs.append(
@@ -206,7 +220,11 @@ class _PlannedBatch:
     still_waiting: int
 
 
-def _plan_batch(allocator: Allocator, needs: list[Need]) -> _PlannedBatch | None:
+def _plan_batch(
+    allocator: Allocator, parsed: _JsonCache, rows: _WaitingRows
+) -> _PlannedBatch | None:
+    """Pure Python (no database): what assign_waiting runs in its planning thread."""
+    needs = _needs(rows, parsed)
     if not needs:
         return None
     choices: list[Choice] = []
@@ -232,8 +250,8 @@ def assign_waiting(
 
     Batch after batch, the next batch is read before this one is written (its cases are not
     this batch's, so nothing it reads changes) and planned in a thread while the database
-    writes this one: the planning is pure Python and the write waits on the server, so the
-    two overlap instead of adding up."""
+    writes this one: planning is pure Python and the write waits on the server (the GIL is
+    released), so the two overlap instead of adding up."""
     now = now or utcnow()
     lock_assignment(session)
     wanted = sorted(set(case_ids)) if case_ids is not None else None
@@ -244,13 +262,13 @@ def assign_waiting(
     parsed = _JsonCache()
     due_at = calendar_from_settings(settings).add(now, settings.assessment_review_business_days)
     assigned = staffed = waiting = 0
-    batch = _plan_batch(allocator, _waiting_needs(session, 0, wanted, parsed))
+    batch = _plan_batch(allocator, parsed, _waiting_rows(session, 0, wanted))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assignment-plan") as planner:
         while batch is not None:
             upcoming: Future[_PlannedBatch | None] | None = None
             if wanted is None and batch.full:
-                needs = _waiting_needs(session, batch.last_case_id, None, parsed)
-                upcoming = planner.submit(_plan_batch, allocator, needs)
+                rows = _waiting_rows(session, batch.last_case_id, None)
+                upcoming = planner.submit(_plan_batch, allocator, parsed, rows)
             _write(session, batch.choices, batch.staffed, now, due_at)
             assigned += len(batch.choices)
             staffed += len(batch.staffed)
