@@ -166,8 +166,10 @@ class Case(Base):
         ForeignKey("evidence_attempts.id", ondelete="CASCADE"), unique=True
     )
     code: Mapped[str] = mapped_column(String(20), unique=True)
+    # Not indexed: no query selects cases by micro-credential, and every index is one more
+    # entry to write each time an assignment run changes a case's status (migration 0013).
     micro_credential_id: Mapped[int] = mapped_column(
-        ForeignKey("micro_credentials.id", ondelete="CASCADE"), index=True
+        ForeignKey("micro_credentials.id", ondelete="CASCADE")
     )
     version_id: Mapped[int] = mapped_column(ForeignKey("micro_credential_versions.id"))
     status: Mapped[str] = mapped_column(String(30), default=WAITING)

@@ -121,14 +121,15 @@ class Choice(NamedTuple):
 class Allocator:
     """Least-loaded choice over many cases in one pass: one heap of (load, id) per
     micro-credential version, fixed lazily when an assessor's load has grown since (loads only
-    grow during a run). About a microsecond-scale heap operation per choice, so 100,000 cases
-    plan in a second or two."""
+    grow during a run). A few heap operations per choice: 100,000 cases plan in about 0.6 s of
+    CPU (the benchmark's pool of 1,000 assessors)."""
 
     def __init__(self, candidates: Sequence[Candidate]) -> None:
         usable = [c for c in candidates if c.active and c.load < c.capacity]
         self._by_id = {c.assessor_id: c for c in usable}
         self._load = {c.assessor_id: c.load for c in usable}
         self._capacity = {c.assessor_id: c.capacity for c in usable}
+        self._conflicts = {c.assessor_id: c.conflict_keys for c in usable}
         self._by_credential: dict[int, list[Candidate]] = {}
         for candidate in usable:
             for credential_id in {mc for mc, _version in candidate.certified}:
@@ -147,13 +148,12 @@ class Allocator:
             and candidate.conflict_keys.isdisjoint(need.conflict_keys)
         )
 
-    def _heap(self, need: Need) -> list[tuple[int, int]]:
-        group = (need.micro_credential_id, need.version_id)
+    def _heap(self, group: tuple[int, int]) -> list[tuple[int, int]]:
         heap = self._heaps.get(group)
         if heap is None:
             heap = [
                 (self._load[c.assessor_id], c.assessor_id)
-                for c in self._by_credential.get(need.micro_credential_id, ())
+                for c in self._by_credential.get(group[0], ())
                 if c.certified_for(*group)
             ]
             heapq.heapify(heap)
@@ -161,29 +161,30 @@ class Allocator:
         return heap
 
     def _least_loaded(self, heap: list[tuple[int, int]], need: Need, taken: set[int]) -> int | None:
-        """Pop the heap (certified for the need's version) until an eligible assessor."""
-        load, capacity, by_id = self._load, self._capacity, self._by_id
+        """The least loaded eligible assessor of the heap (certified for the need's version),
+        its entry already counting the case. Looks at the top and replaces it in place
+        (one sift instead of a pop and a push): this runs twice per case."""
+        load, capacity, conflicts = self._load, self._capacity, self._conflicts
+        excluded, keys = need.excluded, need.conflict_keys
         aside: list[tuple[int, int]] = []
         found = None
         while heap:
-            entry = heapq.heappop(heap)
-            entry_load, assessor_id = entry
+            entry_load, assessor_id = heap[0]
             current = load[assessor_id]
             if current >= capacity[assessor_id]:
-                continue  # full: it leaves this heap for good
-            if entry_load != current:
-                heapq.heappush(heap, (current, assessor_id))
-                continue
-            if (
+                heapq.heappop(heap)  # full: it leaves this heap for good
+            elif entry_load != current:
+                heapq.heapreplace(heap, (current, assessor_id))  # loaded elsewhere since
+            elif (
                 assessor_id in taken
-                or assessor_id in need.excluded
-                or not by_id[assessor_id].conflict_keys.isdisjoint(need.conflict_keys)
+                or assessor_id in excluded
+                or (keys and not conflicts[assessor_id].isdisjoint(keys))
             ):
-                aside.append(entry)
-                continue
-            found = assessor_id
-            aside.append((current + 1, assessor_id))
-            break
+                aside.append(heapq.heappop(heap))
+            else:
+                heapq.heapreplace(heap, (current + 1, assessor_id))
+                found = assessor_id
+                break
         for entry in aside:
             heapq.heappush(heap, entry)
         return found
@@ -192,7 +193,7 @@ class Allocator:
         """Fill as many of the need's roles as eligible assessors allow (in role order)."""
         taken: set[int] = set()
         choices = []
-        heap = self._heap(need)
+        heap = self._heap((need.micro_credential_id, need.version_id))
         for role in need.roles:
             pick = None
             for preferred in need.preferred:

@@ -95,3 +95,10 @@ def test_assessment_from_submission_to_an_adjudicated_decision(services, cli):
         email = members[0].account.email
         assert service.assessor_of_organisation(session, org, email.upper()).id == members[0].id
         assert service.assessor_of_organisation(session, org + 999, email) is None
+
+
+def test_a_run_over_several_batches_assigns_as_one_pass_would(services, monkeypatch):
+    """The bulk path (INSERT from arrays, the next batch planned while this one is written)."""
+    run, (a, b, c), pairs = seed.assign_in_batches(services, monkeypatch, cases=10, batch=4)
+    assert (run.assigned, run.staffed, run.still_waiting) == (20, 10, 0)
+    assert [person for pair in pairs for person in pair] == [a, b, c] * 6 + [a, b]

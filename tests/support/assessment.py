@@ -217,3 +217,34 @@ def marks(met: dict[tuple[str, str], bool] | None = None, default: bool = True) 
             }
         )
     return result
+
+
+def assign_in_batches(services: Services, monkeypatch, cases: int, batch: int) -> tuple:
+    """`cases` waiting cases, then three equal assessors (no shared institution), then one
+    `assign_waiting` run reading the cases `batch` at a time (the next batch read and planned
+    while this one is written). Returns (the run, the three assessors' ids in id order, each
+    case's [first, second] assessor ids in case order)."""
+    from lti_tool.assessment import assignment
+    from lti_tool.assessment.models import FIRST, Assignment
+
+    import_catalog(services)
+    for n in range(cases):
+        learner = Learner(subject=f"batch-learner-{n}", context_id=f"batch-ctx-{n}")
+        submit_attempt(services, add_learner(services, learner), learner)
+    people = [
+        add_assessor(services, f"a{n}@batch-{n}.example", f"Batch Institute {n}", capacity=100)
+        for n in range(3)
+    ]
+    monkeypatch.setattr(assignment, "CASE_BATCH", batch)
+    with transaction(services.session_factory) as session:
+        run = assignment.assign_waiting(session, services.settings)
+    with services.session_factory() as session:
+        rows = session.execute(
+            select(Assignment.case_id, Assignment.role, Assignment.assessor_id).order_by(
+                Assignment.case_id, Assignment.role != FIRST
+            )
+        ).all()
+    per_case: dict[int, list[int]] = {}
+    for case_id, _role, assessor_id in rows:
+        per_case.setdefault(case_id, []).append(assessor_id)
+    return run, sorted(people), [per_case[case_id] for case_id in sorted(per_case)]

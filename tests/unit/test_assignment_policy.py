@@ -197,3 +197,10 @@ def test_many_waiting_cases_are_assigned_in_a_constant_number_of_queries(service
             for email in emails:  # the next round's cases wait for the next round's assessors
                 set_paused(session, email, True)
     assert measured[0] == measured[1], measured
+
+
+def test_a_run_over_several_batches_assigns_as_one_pass_would(services, monkeypatch):
+    run, (a, b, c), pairs = seed.assign_in_batches(services, monkeypatch, cases=10, batch=4)
+    assert (run.assigned, run.staffed, run.still_waiting) == (20, 10, 0)
+    # Least loaded first, ties to the lower id, loads carried from batch to batch: a, b, c, a...
+    assert [person for pair in pairs for person in pair] == [a, b, c] * 6 + [a, b]
