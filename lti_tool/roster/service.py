@@ -103,22 +103,29 @@ def record_visit(session: Session, visit: Visit, *, known_changed: bool = False)
         }
         if visit.course.context_memberships_url:
             course_values["context_memberships_url"] = visit.course.context_memberships_url
-        course_id = upsert(
-            session,
-            Course,
-            {"platform_id": visit.platform_id, "context_id": visit.course.context_id},
-            course_values,
+        link_values = (
+            {
+                "title": visit.link.title,
+                "lineitem_url": visit.link.lineitem_url,
+                "custom": visit.link.custom,
+            }
+            if visit.link is not None
+            else None
         )
-        if visit.link is not None:
+        course_id, link_id = _recorded_as_reported(session, visit, course_values, link_values)
+        if course_id is None:
+            course_id = upsert(
+                session,
+                Course,
+                {"platform_id": visit.platform_id, "context_id": visit.course.context_id},
+                course_values,
+            )
+        if visit.link is not None and link_id is None:
             link_id = upsert(
                 session,
                 ResourceLink,
                 {"course_id": course_id, "link_id": visit.link.link_id},
-                {
-                    "title": visit.link.title,
-                    "lineitem_url": visit.link.lineitem_url,
-                    "custom": visit.link.custom,
-                },
+                link_values,
             )
         if user_id is not None:
             upsert(
@@ -134,6 +141,71 @@ def record_visit(session: Session, visit: Visit, *, known_changed: bool = False)
             )
     last_launch_at = now if user_id is not None else None
     return RecordedVisit(user_id, course_id, link_id, visit.role, last_launch_at)
+
+
+# The course and link of a launch as recorded (the link's columns None when it has none yet).
+_RECORDED_COURSE_AND_LINK = (
+    select(
+        Course.id.label("course_id"),
+        Course.deployment_id,
+        Course.title,
+        Course.label,
+        Course.context_memberships_url,
+        ResourceLink.id.label("link_id"),
+        ResourceLink.title.label("link_title"),
+        ResourceLink.lineitem_url,
+        ResourceLink.custom,
+    )
+    .outerjoin(
+        ResourceLink,
+        (ResourceLink.course_id == Course.id) & (ResourceLink.link_id == bindparam("link_id")),
+    )
+    .where(
+        Course.platform_id == bindparam("platform_id"),
+        Course.context_id == bindparam("context_id"),
+    )
+)
+
+
+def _recorded_as_reported(
+    session: Session, visit: Visit, course_values: dict, link_values: dict | None
+) -> tuple[int | None, int | None]:
+    """The ids of the launch's course and link where the database already holds exactly what
+    the launch reports (None where it must be written). A newcomer's first launch in a known
+    course then writes only their user and enrolment: rewriting the unchanged course row would
+    hold its lock until commit, and every first launch in the course would wait on it."""
+    assert visit.course is not None
+    row = (
+        session.connection()
+        .execute(
+            _RECORDED_COURSE_AND_LINK,
+            {
+                "platform_id": visit.platform_id,
+                "context_id": visit.course.context_id,
+                "link_id": visit.link.link_id if visit.link is not None else "",
+            },
+        )
+        .first()
+    )
+    if row is None:
+        return None, None
+    recorded_course = {
+        "deployment_id": row.deployment_id,
+        "title": row.title,
+        "label": row.label,
+        "context_memberships_url": row.context_memberships_url,
+    }
+    same_course = all(recorded_course[name] == value for name, value in course_values.items())
+    if not same_course:
+        return None, None
+    if row.link_id is None or link_values is None:
+        return row.course_id, None
+    recorded_link = {
+        "title": row.link_title,
+        "lineitem_url": row.lineitem_url,
+        "custom": row.custom,
+    }
+    return row.course_id, (row.link_id if recorded_link == link_values else None)
 
 
 # Built once: building this select (18 columns, 3 joins) cost more than running it.

@@ -89,3 +89,42 @@ def test_a_stale_last_launch_time_is_refreshed(services, platform_id, writes):
     assert writes
     with services.session_factory() as session:
         assert session.get(LmsUser, first.user_id).last_launch_at > stale
+
+
+def newcomer(platform_id: int, subject: str, **link_changes) -> Visit:
+    seen = visit(platform_id)
+    seen.person = PersonInfo(subject, "Bo Kim", "Bo", "Kim", f"{subject}@school.example")
+    for name, value in link_changes.items():
+        setattr(seen.link, name, value)
+    return seen
+
+
+def test_a_newcomer_in_a_known_course_writes_only_their_user_and_enrolment(
+    services, platform_id, writes
+):
+    """Rewriting the unchanged course row would hold its lock until commit: every first launch
+    in a course would wait for the others'."""
+    with transaction(services.session_factory) as session:
+        first = record_visit(session, visit(platform_id))
+    writes.clear()
+    with transaction(services.session_factory) as session:
+        second = record_visit(session, newcomer(platform_id, "sub-2"))
+    tables = sorted(statement.split()[2] for statement in writes)
+    assert tables == ["enrollments", "lms_users"], writes
+    assert (second.course_id, second.resource_link_id) == (first.course_id, first.resource_link_id)
+    assert second.user_id != first.user_id
+
+
+def test_a_newcomer_reporting_a_changed_link_writes_it(services, platform_id, writes):
+    with transaction(services.session_factory) as session:
+        first = record_visit(session, visit(platform_id))
+    writes.clear()
+    with transaction(services.session_factory) as session:
+        second = record_visit(session, newcomer(platform_id, "sub-3", title="Renamed"))
+    tables = sorted(statement.split()[2] for statement in writes)
+    assert tables == ["enrollments", "lms_users", "resource_links"], writes
+    assert second.resource_link_id == first.resource_link_id
+    with services.session_factory() as session:
+        from lti_tool.roster.models import ResourceLink
+
+        assert session.get(ResourceLink, first.resource_link_id).title == "Renamed"
