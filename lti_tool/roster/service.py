@@ -143,19 +143,21 @@ def record_visit(session: Session, visit: Visit, *, known_changed: bool = False)
     return RecordedVisit(user_id, course_id, link_id, visit.role, last_launch_at)
 
 
-# The course and link of a launch as recorded (the link's columns None when it has none yet).
-_RECORDED_COURSE_AND_LINK = (
-    select(
+# What is recorded of a launch's course and link (both queries below read these).
+_COURSE_AND_LINK_COLUMNS = (
         Course.id.label("course_id"),
         Course.deployment_id,
-        Course.title,
+        Course.title.label("course_title"),
         Course.label,
         Course.context_memberships_url,
         ResourceLink.id.label("link_id"),
         ResourceLink.title.label("link_title"),
         ResourceLink.lineitem_url,
         ResourceLink.custom,
-    )
+)
+# The course and link of a launch as recorded (the link's columns None when it has none yet).
+_RECORDED_COURSE_AND_LINK = (
+    select(*_COURSE_AND_LINK_COLUMNS)
     .outerjoin(
         ResourceLink,
         (ResourceLink.course_id == Course.id) & (ResourceLink.link_id == bindparam("link_id")),
@@ -191,7 +193,7 @@ def _recorded_as_reported(
         return None, None
     recorded_course = {
         "deployment_id": row.deployment_id,
-        "title": row.title,
+        "title": row.course_title,
         "label": row.label,
         "context_memberships_url": row.context_memberships_url,
     }
@@ -217,15 +219,7 @@ _RECORDED_VISIT = (
         LmsUser.family_name,
         LmsUser.email,
         LmsUser.last_launch_at,
-        Course.id.label("course_id"),
-        Course.deployment_id,
-        Course.title.label("course_title"),
-        Course.label,
-        Course.context_memberships_url,
-        ResourceLink.id.label("link_id"),
-        ResourceLink.title.label("link_title"),
-        ResourceLink.lineitem_url,
-        ResourceLink.custom,
+        *_COURSE_AND_LINK_COLUMNS,
         Enrollment.role,
         Enrollment.lti_roles,
         Enrollment.status,
