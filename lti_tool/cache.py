@@ -34,6 +34,10 @@ class Cache(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_if(self, key: str, value: Any) -> bool:
+        """Delete the key only if it still holds this value, atomically (a token another
+        process has already replaced is kept): True if it was deleted."""
+
     def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
         """Set several (key, value, ttl) at once: one round trip to Redis (a login writes its
         nonce and its state together)."""
@@ -78,6 +82,14 @@ class RedisCache:
 
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)
+
+    _DELETE_IF = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+        "else return 0 end"
+    )
+
+    def delete_if(self, key: str, value: Any) -> bool:
+        return bool(self.client.eval(self._DELETE_IF, 1, self.prefix + key, json.dumps(value)))
 
     def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
         pipeline = self.client.pipeline(transaction=False)
@@ -173,6 +185,16 @@ class DatabaseCache:
         with self.session_factory() as session:
             session.execute(delete(CacheEntry).where(CacheEntry.key == key))
             session.commit()
+
+    def delete_if(self, key: str, value: Any) -> bool:
+        with self.session_factory() as session:
+            deleted = session.execute(
+                delete(CacheEntry)
+                .where(CacheEntry.key == key, CacheEntry.value == json.dumps(value))
+                .returning(CacheEntry.key)
+            ).first()
+            session.commit()
+        return deleted is not None
 
     def set_many(self, entries: list[tuple[str, Any, int | None]]) -> None:
         for key, value, ttl in entries:

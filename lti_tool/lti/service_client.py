@@ -376,7 +376,10 @@ class ServiceClient:
         cache_key = token_cache_key(self.access.issuer, self.access.client_id, scopes)
         cached = self.cache.get(cache_key)
         if cached is not None and cached.get("access_token") == token:
-            self.cache.delete(cache_key)
+            # Compare and delete in one step: between the read and a plain delete, another
+            # thread or process may already have stored a new token (deleted, it would be
+            # fetched once more).
+            self.cache.delete_if(cache_key, cached)
 
     def _fetch_token(self, scopes: list[str]) -> tuple[str, int]:
         scope = scope_string(scopes)

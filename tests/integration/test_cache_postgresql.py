@@ -115,3 +115,17 @@ def test_pop_and_get_pops_some_keys_and_reads_others(backend, request):
     assert cache.get(prefix + "state") is None  # popped
     assert cache.get_many([prefix + "visit", prefix + "state"]) == [[1, 2], None]  # kept
     assert cache.pop_and_get([prefix + "visit"], []) == ([[1, 2]], [])
+
+
+@pytest.mark.parametrize("backend", ["database_cache", "redis_cache"])
+def test_delete_if_keeps_a_value_another_writer_replaced(backend, request):
+    """A refused token is dropped only if nobody has stored a new one meanwhile."""
+    cache: Cache = request.getfixturevalue(backend)
+    key = f"token-{backend}"
+    refused = {"access_token": "old", "dropped_at": 1764633600.25}
+    cache.set(key, refused, 60)
+    cache.set(key, {"access_token": "new", "dropped_at": 1764637200.5}, 60)  # another process
+    assert cache.delete_if(key, refused) is False
+    assert cache.get(key)["access_token"] == "new"
+    assert cache.delete_if(key, cache.get(key)) is True
+    assert cache.get(key) is None
