@@ -55,15 +55,22 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=0, type=int, help="gunicorn worker processes (0: dev server).")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="threads per gunicorn worker (1: one request at a time per process).",
+)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the tool (gunicorn with --workers N, else the development server)."""
     services = _services()
     if services.settings.is_production and workers == 0:
         workers = 4
-    _serve(services, host, port, workers)
+    _serve(services, host, port, workers, threads)
 
 
-def _serve(services: Services, host: str, port: int, workers: int) -> None:
+def _serve(services: Services, host: str, port: int, workers: int, threads: int = 4) -> None:
     from lti_tool.app import create_app
 
     if workers > 0:
@@ -73,6 +80,11 @@ def _serve(services: Services, host: str, port: int, workers: int) -> None:
             def load_config(self) -> None:
                 self.cfg.set("bind", f"{host}:{port}")
                 self.cfg.set("workers", workers)
+                if threads > 1:
+                    # A slow upload, a wait on the database or Redis, or a platform's key set
+                    # being fetched holds one thread, not the whole process.
+                    self.cfg.set("worker_class", "gthread")
+                    self.cfg.set("threads", threads)
                 self.cfg.set("accesslog", "-" if not services.settings.is_production else None)
 
             def load(self):
