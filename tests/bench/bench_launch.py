@@ -11,7 +11,8 @@ What it does, in one run:
    answer, as in production; otherwise SQLite and no Redis (the embedded default), and says so.
 2. Starts a test platform (tests/support/platform.py) whose JWKS is served on loopback, migrates
    the fresh database with `lti-tool db upgrade`, registers the platform with
-   `lti-tool platform add`, and serves the tool with `lti-tool serve --workers N`.
+   `lti-tool platform add`, and serves the tool with `lti-tool serve --workers N` (its default
+   4 threads per worker).
 3. Serves the reference app (tests/bench/reference_app.py: JSON-file tool configuration,
    Flask-Caching launch data storage, no database) under gunicorn with the same worker count and
    the same platform registration.
@@ -712,7 +713,11 @@ def main(argv: list[str] | None = None) -> int:
             targets.append(reference)
 
         print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-        print(f"machine: {os.cpu_count()} cores; gunicorn sync workers per app: {args.workers}")
+        print(
+            f"machine: {os.cpu_count()} cores; gunicorn workers per app: {args.workers} "
+            "(the tool: lti-tool serve's threaded workers, 4 threads each; the reference: "
+            "gunicorn's default sync workers)"
+        )
         print(f"tool backends: {backends.describe_tool()}")
         print(f"reference backends: {backends.describe_reference(ref_prefix)}")
         for note in backends.notes:
