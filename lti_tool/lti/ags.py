@@ -22,7 +22,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from lti_tool.catalog import mapping
 from lti_tool.catalog.mapping import LineItemNeeded
@@ -89,25 +89,27 @@ def _optional_text(value: Any) -> str | None:
 def scores_url(lineitem_url: str) -> str:
     """Where scores of a line item are posted: its path + "/scores", its query string kept after
     it (Moodle: `.../lineitems/3/lineitem?type_id=1` -> `.../lineitem/scores?type_id=1`)."""
-    parts = urlsplit(lineitem_url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/scores", fragment=""))
+    return _below(lineitem_url, "scores")
 
 
-def results_url(lineitem_url: str, user_id: str) -> str:
-    """A line item's results of one learner: its path + "/results", the query string kept,
-    `user_id` added (as `scores_url` does for scores)."""
+def results_url(lineitem_url: str) -> str:
+    """Where a line item's results are read: its path + "/results", as `scores_url`."""
+    return _below(lineitem_url, "results")
+
+
+def _below(lineitem_url: str, service: str) -> str:
     parts = urlsplit(lineitem_url)
-    query = "&".join(q for q in (parts.query, urlencode({"user_id": user_id})) if q)
-    return urlunsplit(
-        parts._replace(path=parts.path.rstrip("/") + "/results", query=query, fragment="")
-    )
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + service, fragment=""))
 
 
 def held_score(client: ServiceClient, lineitem_url: str, user_id: str) -> float | None:
     """The score the platform holds for a learner on a line item (Result service), None when it
     holds none. Raises ServiceError when the platform cannot say."""
     response = client.get(
-        results_url(lineitem_url, user_id), [RESULT_SCOPE], accept=RESULT_CONTAINER_MEDIA_TYPE
+        results_url(lineitem_url),
+        [RESULT_SCOPE],
+        params={"user_id": user_id},
+        accept=RESULT_CONTAINER_MEDIA_TYPE,
     )
     try:
         results = response.json()
