@@ -145,15 +145,15 @@ def record_visit(session: Session, visit: Visit, *, known_changed: bool = False)
 
 # What is recorded of a launch's course and link (both queries below read these).
 _COURSE_AND_LINK_COLUMNS = (
-        Course.id.label("course_id"),
-        Course.deployment_id,
-        Course.title.label("course_title"),
-        Course.label,
-        Course.context_memberships_url,
-        ResourceLink.id.label("link_id"),
-        ResourceLink.title.label("link_title"),
-        ResourceLink.lineitem_url,
-        ResourceLink.custom,
+    Course.id.label("course_id"),
+    Course.deployment_id,
+    Course.title.label("course_title"),
+    Course.label,
+    Course.context_memberships_url,
+    ResourceLink.id.label("link_id"),
+    ResourceLink.title.label("link_title"),
+    ResourceLink.lineitem_url,
+    ResourceLink.custom,
 )
 # The course and link of a launch as recorded (the link's columns None when it has none yet).
 _RECORDED_COURSE_AND_LINK = (
