@@ -47,6 +47,7 @@ from lti_tool.db import transaction, utcnow
 from lti_tool.gradebook.models import DELIVERED, DELIVERING, FAILED, PENDING, Score
 from lti_tool.gradebook.service import iso_timestamp
 from lti_tool.lti.ags import held_score, scores_url
+from lti_tool.lti.launch import SCORE_SCOPE
 from lti_tool.lti.service_client import (
     RetryPolicy,
     ServiceClient,
@@ -61,7 +62,6 @@ from lti_tool.services import Services
 
 log = logging.getLogger(__name__)
 
-SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
 CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"
 CANVAS_ISSUER = "https://canvas.instructure.com"

@@ -28,7 +28,7 @@ from lti_tool.catalog import mapping
 from lti_tool.catalog.mapping import LineItemNeeded
 from lti_tool.db import transaction, utcnow
 from lti_tool.gradebook import service as gradebook
-from lti_tool.lti.launch import LINEITEM_SCOPE
+from lti_tool.lti.launch import LINEITEM_SCOPE, RESULT_SCOPE
 from lti_tool.lti.models import Platform
 from lti_tool.lti.service_client import ServiceClient, ServiceError, client_for
 from lti_tool.services import Services
@@ -36,7 +36,6 @@ from lti_tool.services import Services
 log = logging.getLogger(__name__)
 
 LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
-RESULT_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
 RESULT_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
 LINEITEM_CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 

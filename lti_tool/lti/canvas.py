@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from lti_tool.lti.launch import LINEITEM_SCOPE
+from lti_tool.lti.launch import (
+    LINEITEM_READONLY_SCOPE,
+    LINEITEM_SCOPE,
+    MEMBERSHIP_SCOPE,
+    RESULT_SCOPE,
+    SCORE_SCOPE,
+)
 from lti_tool.settings import Settings
 
 # LTI Advantage scopes the tool uses: line items and scores (grades back), results (to read
 # what the gradebook holds), and the roster (Names and Role Provisioning).
 SCOPES = [
     LINEITEM_SCOPE,
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+    LINEITEM_READONLY_SCOPE,
+    RESULT_SCOPE,
+    SCORE_SCOPE,
+    MEMBERSHIP_SCOPE,
 ]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from lti_tool.lti.launch import MEMBERSHIP_SCOPE
 from lti_tool.lti.models import Platform
 from lti_tool.lti.roles import map_roles
 from lti_tool.lti.service_client import ServiceClient, client_for
@@ -25,7 +26,6 @@ from lti_tool.services import Services
 
 log = logging.getLogger(__name__)
 
-MEMBERSHIP_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 DEFAULT_LIMIT = 500
 # A guard against a platform whose next links go round in circles or never end.
