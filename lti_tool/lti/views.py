@@ -69,7 +69,9 @@ def login():
         params,
         is_secure=svc.settings.uses_https or request.is_secure,
     )
-    log.info(
+    # Debug only: refused launches are logged as warnings and accepted ones are recorded;
+    # a line per login would be one more write per launch for a MOOC's thousands.
+    log.debug(
         "login started", extra={"issuer": params.get("iss"), "client_id": params.get("client_id")}
     )
     if decision.storage_target:

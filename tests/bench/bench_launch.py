@@ -21,8 +21,8 @@ What it does, in one run:
    from the redirect to the platform, keep the state cookie, sign a Canvas-shaped id_token with
    that nonce, POST the launch with id_token, state and the cookie. The tool succeeds with a 303
    to its landing page, the reference with a 200 page; anything else is an error. Each cell runs
-   in two halves, in the order tool, reference, reference, tool, so that a change in the
-   machine's load weighs on both alike.
+   in rounds of tool, reference, reference, tool (3 rounds at 1 client, 2 at 16, 1 at 64), so
+   that a change in the machine's speed weighs on both alike.
 5. Prints launches/s, p50 and p99 latency (login + launch requests, without the client's own
    token signing, which is reported apart), the gunicorn workers' CPU per launch, and the ratio
    tool/reference of launches per second at each concurrency.
@@ -78,8 +78,12 @@ REDIS_CLAIM_TTL = 3600
 REQUEST_TIMEOUT = 30
 CONCURRENCY = (1, 16, 64)
 # (launches per cell, seconds per cell at most) for each concurrency.
-FULL_PLAN = {1: (200, 20.0), 16: (1000, 25.0), 64: (1600, 30.0)}
+FULL_PLAN = {1: (1200, 36.0), 16: (1000, 25.0), 64: (1600, 30.0)}
 QUICK_PLAN = {1: (40, 6.0), 16: (200, 8.0), 64: (320, 10.0)}
+# Each cell runs in rounds of A B B A (tool, reference, reference, tool): this machine's speed
+# changes within seconds, and short alternating slices let both targets see the same changes.
+# Few rounds at 64 clients: a slice must be long beside the clients' ramp-up and ramp-down.
+ROUNDS = {1: 3, 16: 2, 64: 1}
 WARMUP_LAUNCHES = 8
 REASON = re.compile(r"Reason code: <code>(\w+)</code>")
 
@@ -489,7 +493,7 @@ def base_env() -> dict[str, str]:
 
 
 def setup_tool(
-    workdir: Path, backends: Backends, platform: TestPlatform, workers: int
+    workdir: Path, backends: Backends, platform: TestPlatform, workers: int, threads: int = 4
 ) -> tuple[Target, dict[str, str]]:
     port = free_port()
     env = base_env()
@@ -521,6 +525,8 @@ def setup_tool(
             str(port),
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
         ],
         env,
         workdir / "tool.log",
@@ -539,7 +545,12 @@ def setup_tool(
 
 
 def setup_reference(
-    workdir: Path, backends: Backends, platform: TestPlatform, workers: int, prefix: str
+    workdir: Path,
+    backends: Backends,
+    platform: TestPlatform,
+    workers: int,
+    prefix: str,
+    threads: int = 1,
 ) -> Target:
     port = free_port()
     ref_dir = workdir / "reference"
@@ -593,6 +604,7 @@ def setup_reference(
             str(gunicorn),
             "--workers",
             str(workers),
+            *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []),
             "--bind",
             f"127.0.0.1:{port}",
             "--chdir",
@@ -659,6 +671,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per app")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per tool worker (1: sync workers)"
+    )
+    parser.add_argument(
+        "--reference-threads",
+        type=int,
+        default=1,
+        help="threads per reference worker (1: gunicorn's default sync workers, as documented)",
+    )
     parser.add_argument("--sqlite", action="store_true", help="use SQLite and no Redis")
     parser.add_argument(
         "--clients", default=",".join(map(str, CONCURRENCY)), help="concurrencies, e.g. 1,16,64"
@@ -704,19 +725,25 @@ def main(argv: list[str] | None = None) -> int:
         signer = Signer(platform)
         targets: list[Target] = []
         if args.only != "reference":
-            tool, _ = setup_tool(workdir, backends, platform, args.workers)
+            tool, _ = setup_tool(workdir, backends, platform, args.workers, args.threads)
             servers.append(tool.server)
             targets.append(tool)
         if args.only != "tool":
-            reference = setup_reference(workdir, backends, platform, args.workers, ref_prefix)
+            reference = setup_reference(
+                workdir, backends, platform, args.workers, ref_prefix, args.reference_threads
+            )
             servers.append(reference.server)
             targets.append(reference)
 
         print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
         print(
             f"machine: {os.cpu_count()} cores; gunicorn workers per app: {args.workers} "
-            "(the tool: lti-tool serve's threaded workers, 4 threads each; the reference: "
-            "gunicorn's default sync workers)"
+            f"(the tool: lti-tool serve --threads {args.threads}; the reference: "
+            + (
+                f"gunicorn's threaded workers, {args.reference_threads} threads each)"
+                if args.reference_threads > 1
+                else "gunicorn's default sync workers)"
+            )
         )
         print(f"tool backends: {backends.describe_tool()}")
         print(f"reference backends: {backends.describe_reference(ref_prefix)}")
@@ -740,16 +767,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         for clients in concurrencies:
             launches, budget = plan.get(clients, plan[max(plan)])
-            # Two halves per target in the order A B B A, so that a change in the machine's
-            # load during the run weighs on both targets alike.
-            halves: dict[str, Cell] = {}
-            for target in [*targets, *reversed(targets)]:
-                half = drive(target, platform, signer, clients, launches // 2, budget / 2)
-                halves[target.name] = (
-                    halves[target.name].merge(half) if target.name in halves else half
+            rounds = 1 if args.quick else ROUNDS.get(clients, 1)
+            slices = 2 * rounds
+            parts: dict[str, Cell] = {}
+            for target in [*targets, *reversed(targets)] * rounds:
+                part = drive(target, platform, signer, clients, launches // slices, budget / slices)
+                parts[target.name] = (
+                    parts[target.name].merge(part) if target.name in parts else part
                 )
             for target in targets:
-                cell = halves[target.name]
+                cell = parts[target.name]
                 cells.append(cell)
                 print(
                     f"  {target.name:<10} {clients:>3} clients: {cell.launches} launches, "

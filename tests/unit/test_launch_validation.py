@@ -233,6 +233,31 @@ def test_small_clock_skew_is_tolerated(client, canvas):
     assert_launched(launch_with(client, canvas, lambda c: c.update(iat=now + 20)))
 
 
+def test_token_not_valid_before_a_future_time_is_refused(client, canvas):
+    now = int(time.time())
+    response = launch_with(client, canvas, lambda c: c.update(nbf=now + 600))
+    assert_refused(response, "issued_in_future", 401)
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+def test_token_without_a_required_claim_is_refused(client, canvas, claim):
+    response = launch_with(client, canvas, lambda c: c.pop(claim))
+    assert_refused(response, "missing_claim", 401)
+    assert claim in response.get_data(as_text=True)
+
+
+def test_token_with_a_time_that_is_not_a_number_is_refused(client, canvas):
+    response = launch_with(client, canvas, lambda c: c.update(exp="tomorrow"))
+    assert_refused(response, "invalid_token", 401)
+
+
+def test_extra_header_parameters_and_a_certificate_chain_are_accepted(client, canvas):
+    # Platforms may add header parameters of their own, or the key's certificate chain.
+    chain = [base64.b64encode(b"c" * 1500).decode(), base64.b64encode(b"d" * 1500).decode()]
+    sign = lambda c: canvas.signer.sign(c, headers={"x5c": chain, "x-vendor": "1"})  # noqa: E731
+    assert_launched(launch_with(client, canvas, sign=sign))
+
+
 # -- nonce and state ---------------------------------------------------------------------------
 def test_replayed_nonce_is_refused(client, canvas):
     login = start_login(client, canvas, BASE_URL)
