@@ -17,7 +17,9 @@ from lti_tool.db import transaction
 from lti_tool.services import Services
 from lti_tool.settings import CONFIG_DIR, SettingsError, load_settings
 
-MEMORY_TMP_DIR = "/dev/shm"  # tmpfs on Linux; absent elsewhere, then gunicorn picks /tmp
+# tmpfs on Linux; absent elsewhere, then gunicorn picks /tmp. gunicorn makes its heartbeat file
+# there with mkstemp (private, unpredictable name).
+MEMORY_TMP_DIR = "/dev/shm"  # noqa: S108
 
 
 def _services(**overrides) -> Services:
