@@ -84,7 +84,9 @@ QUICK_PLAN = {1: (40, 6.0), 16: (200, 8.0), 64: (320, 10.0)}
 # changes within seconds, and short alternating slices let both targets see the same changes.
 # A slice must stay long beside the clients' ramp-up and ramp-down (64 clients: 600 launches).
 ROUNDS = {1: 3, 16: 2, 64: 2}
-WARMUP_LAUNCHES = 8
+WARMUP_LAUNCHES = 8  # per worker and warm-up round
+WARMUP_TRIES = 10
+WARMUP_CPU_SECONDS = 0.05  # each worker's CPU in warm-up: it served a few launches
 REASON = re.compile(r"Reason code: <code>(\w+)</code>")
 
 
@@ -201,17 +203,20 @@ class Server:
         except OSError:
             return []
 
-    def workers_cpu_seconds(self) -> float:
-        """User + system CPU of the gunicorn workers so far (Linux /proc)."""
+    def worker_cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU of each gunicorn worker so far (Linux /proc), by pid."""
         tick = os.sysconf("SC_CLK_TCK")
-        total = 0
+        seconds = {}
         for pid in self.worker_pids():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / tick
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return seconds
+
+    def workers_cpu_seconds(self) -> float:
+        return sum(self.worker_cpu_seconds().values())
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -485,6 +490,25 @@ def drive(
     )
 
 
+def warm_up(target: Target, platform: TestPlatform, signer: Signer, workers: int) -> str:
+    """Launch until every worker has served some: a worker's first requests load code, open
+    its database and Redis connections and read the platform's keys (a tenth of a second or
+    more), which must not fall into a measured cell. Kept-alive connections stay with the
+    worker that accepted them, so a few clients may all land on one worker: repeat until each
+    has used CPU. Returns what went wrong, or "" when every worker is warm."""
+    before = target.server.worker_cpu_seconds()
+    for _ in range(WARMUP_TRIES):
+        warm = drive(target, platform, signer, 2 * workers, WARMUP_LAUNCHES * workers, 20.0)
+        if warm.errors:
+            return str(warm.error_samples)
+        now = target.server.worker_cpu_seconds()
+        if len(now) >= workers and all(
+            now[pid] - before.get(pid, 0.0) >= WARMUP_CPU_SECONDS for pid in now
+        ):
+            return ""
+    return f"not every worker answered within {WARMUP_TRIES} warm-up rounds"
+
+
 # -- setup of both apps ----------------------------------------------------------------------
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LTI_TOOL_", "BENCH_REF_"))}
@@ -492,13 +516,11 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def setup_tool(
-    workdir: Path, backends: Backends, platform: TestPlatform, workers: int, threads: int = 4
-) -> tuple[Target, dict[str, str]]:
-    port = free_port()
+def tool_env(workdir: Path, backends: Backends, base_url: str) -> dict[str, str]:
+    """The tool's settings for a run on these backends (production mode on PostgreSQL)."""
     env = base_env()
     env.update(
-        LTI_TOOL_BASE_URL=f"http://127.0.0.1:{port}",
+        LTI_TOOL_BASE_URL=base_url,
         LTI_TOOL_INSTANCE_PATH=str(workdir / "tool-instance"),
         LTI_TOOL_SECRET_KEY=secrets.token_urlsafe(48),
     )
@@ -509,11 +531,24 @@ def setup_tool(
         env["LTI_TOOL_ENV"] = "development"
     if backends.redis:
         env["LTI_TOOL_REDIS_URL"] = backends.redis_url
+    return env
+
+
+def prepare_tool(env: dict[str, str], platform: TestPlatform) -> None:
+    """Migrate the fresh database and register the platform, as an administrator would."""
     run_cli(["db", "upgrade"], env)
     run_cli(
         ["platform", "add", *platform.register_args(), "--name", "Bench Canvas"],
         env,
     )
+
+
+def setup_tool(
+    workdir: Path, backends: Backends, platform: TestPlatform, workers: int, threads: int = 4
+) -> tuple[Target, dict[str, str]]:
+    port = free_port()
+    env = tool_env(workdir, backends, f"http://127.0.0.1:{port}")
+    prepare_tool(env, platform)
     server = start_server(
         "tool",
         [
@@ -544,16 +579,10 @@ def setup_tool(
     return target, env
 
 
-def setup_reference(
-    workdir: Path,
-    backends: Backends,
-    platform: TestPlatform,
-    workers: int,
-    prefix: str,
-    threads: int = 1,
-) -> Target:
-    port = free_port()
-    ref_dir = workdir / "reference"
+def reference_env(
+    ref_dir: Path, backends: Backends, platform: TestPlatform, prefix: str
+) -> dict[str, str]:
+    """Write the reference's JSON tool configuration and keys; its settings (environment)."""
     ref_dir.mkdir()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (ref_dir / "private.key").write_bytes(
@@ -597,6 +626,20 @@ def setup_reference(
     else:
         (ref_dir / "cache").mkdir()
         env.update(BENCH_REF_CACHE="FileSystemCache", BENCH_REF_CACHE_DIR=str(ref_dir / "cache"))
+    return env
+
+
+def setup_reference(
+    workdir: Path,
+    backends: Backends,
+    platform: TestPlatform,
+    workers: int,
+    prefix: str,
+    threads: int = 1,
+) -> Target:
+    port = free_port()
+    ref_dir = workdir / "reference"
+    env = reference_env(ref_dir, backends, platform, prefix)
     gunicorn = Path(sys.executable).parent / "gunicorn"
     server = start_server(
         "reference",
@@ -760,9 +803,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print()
         for target in targets:  # load code, open pools, cache the platform's keys
-            warm = drive(target, platform, signer, 2, WARMUP_LAUNCHES, 20.0)
-            if warm.errors:
-                print(f"warm-up of {target.name} failed: {warm.error_samples}")
+            failure = warm_up(target, platform, signer, args.workers)
+            if failure:
+                print(f"warm-up of {target.name} failed: {failure}")
                 print(target.server.log_tail())
                 return 1
         for clients in concurrencies:
