@@ -510,6 +510,16 @@ def warm_up(target: Target, platform: TestPlatform, signer: Signer, workers: int
 
 
 # -- setup of both apps ----------------------------------------------------------------------
+def reference_installed() -> bool:
+    """Whether the reference app's dependency (the bench extra) is there; says how if not."""
+    try:
+        import flask_caching  # noqa: F401
+    except ImportError:
+        print("the reference app needs Flask-Caching: .venv/bin/pip install -e '.[bench]'")
+        return False
+    return True
+
+
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LTI_TOOL_", "BENCH_REF_"))}
     env["PYTHONUNBUFFERED"] = "1"
@@ -730,10 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("tool", "reference"), help="drive one target only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args(argv)
-    try:
-        import flask_caching  # noqa: F401
-    except ImportError:
-        print("the reference app needs Flask-Caching: .venv/bin/pip install -e '.[bench]'")
+    if not reference_installed():
         return 2
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the JWKS server's access log
     plan = QUICK_PLAN if args.quick else FULL_PLAN

@@ -101,10 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of A B B A")
     parser.add_argument("--sqlite", action="store_true", help="use SQLite and no Redis")
     args = parser.parse_args(argv)
-    try:
-        import flask_caching  # noqa: F401
-    except ImportError:
-        print("the reference app needs Flask-Caching: .venv/bin/pip install -e '.[bench]'")
+    if not bench.reference_installed():
         return 2
 
     backends = bench.probe_backends(args.sqlite)
