@@ -258,6 +258,12 @@ def test_extra_header_parameters_and_a_certificate_chain_are_accepted(client, ca
     assert_launched(launch_with(client, canvas, sign=sign))
 
 
+def test_critical_header_extension_the_tool_does_not_know_is_refused(client, canvas):
+    # RFC 7515 4.1.11: a "crit" extension the recipient does not understand makes it invalid.
+    sign = lambda c: canvas.signer.sign(c, headers={"crit": ["x-ext"], "x-ext": 1})  # noqa: E731
+    assert_refused(launch_with(client, canvas, sign=sign), "invalid_token", 401)
+
+
 # -- nonce and state ---------------------------------------------------------------------------
 def test_replayed_nonce_is_refused(client, canvas):
     login = start_login(client, canvas, BASE_URL)
