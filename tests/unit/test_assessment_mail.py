@@ -89,12 +89,17 @@ def assert_blind(message) -> None:
         assert secret.lower() not in text.lower(), secret
 
 
-def test_each_assessor_is_told_of_a_new_case_without_the_learner(services, case, smtp):
+def assert_mailed_to_the_two_assessors(services, case, smtp) -> None:
+    """One message to each of the case's two assessors, nobody else."""
     emails = emails_of(services, case)
     assigned = live(case)
     assert sorted(to for to, _ in smtp.messages) == sorted(
         [[emails[assigned[FIRST].id]], [emails[assigned[SECOND].id]]]
     )
+
+
+def test_each_assessor_is_told_of_a_new_case_without_the_learner(services, case, smtp):
+    assert_mailed_to_the_two_assessors(services, case, smtp)
     for _to, message in smtp.messages:
         assert message["From"] == SENDER
         assert message["Message-ID"].endswith("@tool.test>")
@@ -113,11 +118,7 @@ def test_a_reminder_is_mailed_once_after_the_run_commits(services, case, smtp):
     just_before = first.due_at - timedelta(hours=2)
     assert process_deadlines_at(services, just_before).reminded == 2
     assert process_deadlines_at(services, just_before).reminded == 0
-    emails = emails_of(services, case)
-    assigned = live(case)
-    assert sorted(to for to, _ in smtp.messages) == sorted(
-        [[emails[assigned[FIRST].id]], [emails[assigned[SECOND].id]]]
-    )
+    assert_mailed_to_the_two_assessors(services, case, smtp)
     for _to, message in smtp.messages:
         assert message["Subject"] == f"Reminder: case {case.code} is due {first.due_at:%d %B %Y}"
         body = message.get_content()
