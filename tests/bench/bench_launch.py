@@ -21,11 +21,14 @@ What it does, in one run:
    from the redirect to the platform, keep the state cookie, sign a Canvas-shaped id_token with
    that nonce, POST the launch with id_token, state and the cookie. The tool succeeds with a 303
    to its landing page, the reference with a 200 page; anything else is an error. Each cell runs
-   in rounds of tool, reference, reference, tool (3 rounds at 1 client, 2 at 16 and 64), so
-   that a change in the machine's speed weighs on both alike.
+   in rounds of tool, reference, reference, tool (10 rounds at 1 and 16 clients, 8 at 64; short
+   slices), so that a change in the machine's speed weighs on both alike.
 5. Prints launches/s, p50 and p99 latency (login + launch requests, without the client's own
    token signing, which is reported apart), the gunicorn workers' CPU per launch, and the ratio
-   tool/reference of launches per second at each concurrency.
+   tool/reference of launches per second at each concurrency: each round's, and their
+   geometric mean with a 95 % confidence interval. The goal counts as shown only where the
+   whole interval is at or above 1.0; an interval across 1.0 is a difference the run cannot
+   tell from the machine's noise, and is reported so.
 
 Exits 1 if any launch failed at 64 concurrent clients (or setup failed). Every loop is bounded in
 count and in time; all traffic stays on 127.0.0.1.
@@ -36,12 +39,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,13 +82,34 @@ REDIS_CLAIM_KEY = "lti-tool-tests:claimed-db:{}"
 REDIS_CLAIM_TTL = 3600
 REQUEST_TIMEOUT = 30
 CONCURRENCY = (1, 16, 64)
-# (launches per cell, seconds per cell at most) for each concurrency.
-FULL_PLAN = {1: (1200, 36.0), 16: (1200, 30.0), 64: (2400, 40.0)}
-QUICK_PLAN = {1: (40, 6.0), 16: (200, 8.0), 64: (320, 10.0)}
-# Each cell runs in rounds of A B B A (tool, reference, reference, tool): this machine's speed
-# changes within seconds, and short alternating slices let both targets see the same changes.
-# A slice must stay long beside the clients' ramp-up and ramp-down (64 clients: 600 launches).
-ROUNDS = {1: 3, 16: 2, 64: 2}
+# A cell (one target at one concurrency) is measured in slices of (launches, seconds at most),
+# in rounds of A B B A (tool, reference, reference, tool): this machine's speed changes within
+# seconds, by up to half, and short alternating slices let both targets see the same changes.
+# Each round gives one ratio tool/reference; the spread of those ratios says how much of a
+# difference is noise. A slice must stay long beside the clients' ramp-up and ramp-down.
+SLICES = {1: (150, 6.0), 16: (150, 6.0), 64: (300, 10.0)}
+ROUNDS = {1: 10, 16: 10, 64: 8}
+QUICK_SLICES = {1: (20, 3.0), 16: (100, 4.0), 64: (160, 5.0)}
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (rounds - 1).
+T_975 = {
+    1: 12.71,
+    2: 4.30,
+    3: 3.18,
+    4: 2.78,
+    5: 2.57,
+    6: 2.45,
+    7: 2.36,
+    8: 2.31,
+    9: 2.26,
+    10: 2.23,
+    11: 2.20,
+    12: 2.18,
+    13: 2.16,
+    14: 2.14,
+    15: 2.13,
+    19: 2.09,
+    29: 2.05,
+}
 WARMUP_LAUNCHES = 8  # per worker and warm-up round
 WARMUP_TRIES = 10
 WARMUP_CPU_SECONDS = 0.05  # each worker's CPU in warm-up: it served a few launches
@@ -440,8 +466,10 @@ def drive(
     clients: int,
     launches: int,
     budget: float,
+    people: list[str] | None = None,
 ) -> Cell:
-    """`clients` threads, one session each, share `launches` round trips (at most `budget` s)."""
+    """`clients` threads, one session each, share `launches` round trips (at most `budget` s).
+    Client i launches as people[i] (one simulated person per client; new ones by default)."""
     lock = threading.Lock()
     issued = 0
     outcomes: list[Outcome] = []
@@ -449,7 +477,7 @@ def drive(
 
     def client(index: int) -> None:
         nonlocal issued
-        sub = f"bench-{index}-{uuid.uuid4().hex[:8]}"  # one simulated person per client
+        sub = people[index] if people else f"bench-{index}-{uuid.uuid4().hex[:8]}"
         with BenchSession() as session:
             while True:
                 with lock:
@@ -720,6 +748,46 @@ def print_table(cells: list[Cell]) -> None:
             print(f"error sample ({cell.target}, {cell.clients} clients): {sample}")
 
 
+def ratio_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """The geometric mean of the rounds' ratios and its 95 % confidence interval (Student's t
+    on the logarithms; the interval is as wide as the rounds disagree)."""
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(mean), float("nan"), float("nan")
+    df = len(logs) - 1
+    t = T_975[max(k for k in T_975 if k <= df)]  # between two rows: the wider one
+    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def print_ratios(round_ratios: dict[int, list[float]]) -> None:
+    """Per concurrency: the ratio over the rounds, its 95 % interval, and the verdict."""
+    print()
+    print(
+        f"{'clients':>7} {'rounds':>6} {'ratio tool/reference':>20} {'95% interval':>14}  verdict"
+    )
+    verdicts = []
+    for clients, ratios in sorted(round_ratios.items()):
+        mean, low, high = ratio_interval(ratios)
+        if math.isnan(low):
+            verdict = "one round: no interval (run more rounds)"
+        elif low >= 1.0:
+            verdict = "tool faster"
+        elif high < 1.0:
+            verdict = "tool slower"
+        else:
+            verdict = "no difference this run can tell from noise"
+        verdicts.append(verdict)
+        print(f"{clients:>7} {len(ratios):>6} {mean:>20.2f} {low:>6.2f} - {high:<5.2f}  {verdict}")
+    met = all(v == "tool faster" for v in verdicts)
+    print()
+    print(
+        "goal (tool at least as fast as the reference at every concurrency, beyond noise): "
+        + ("met" if met else "NOT shown by this run")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
@@ -737,13 +805,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients", default=",".join(map(str, CONCURRENCY)), help="concurrencies, e.g. 1,16,64"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="rounds of A B B A per cell, slices as long as usual (default: 3 at 1 client, else 2)",
+    )
     parser.add_argument("--only", choices=("tool", "reference"), help="drive one target only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args(argv)
     if not reference_installed():
         return 2
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the JWKS server's access log
-    plan = QUICK_PLAN if args.quick else FULL_PLAN
+    plan = QUICK_SLICES if args.quick else SLICES
+
+    def rounds_of(clients: int) -> int:
+        return args.rounds or (1 if args.quick else ROUNDS.get(clients, 1))
+
     concurrencies = [int(c) for c in args.clients.split(",") if c.strip()]
 
     backends = probe_backends(args.sqlite)
@@ -800,13 +878,12 @@ def main(argv: list[str] | None = None) -> int:
         for note in backends.notes:
             print(f"note: {note}")
         print(
-            "plan: "
+            "plan: rounds of tool, reference, reference, tool; "
             + ", ".join(
-                f"{c} clients: up to {plan.get(c, plan[64])[0]} launches or "
-                f"{plan.get(c, plan[64])[1]:.0f}s"
+                f"{c} clients: {rounds_of(c)} x {plan.get(c, plan[64])[0]} launches "
+                f"(or {plan.get(c, plan[64])[1]:.0f}s) per slice"
                 for c in concurrencies
             )
-            + " per target"
         )
         print()
         for target in targets:  # load code, open pools, cache the platform's keys
@@ -815,16 +892,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warm-up of {target.name} failed: {failure}")
                 print(target.server.log_tail())
                 return 1
+        round_ratios: dict[int, list[float]] = {}
         for clients in concurrencies:
             launches, budget = plan.get(clients, plan[max(plan)])
-            rounds = 1 if args.quick else ROUNDS.get(clients, 1)
-            slices = 2 * rounds
             parts: dict[str, Cell] = {}
-            for target in [*targets, *reversed(targets)] * rounds:
-                part = drive(target, platform, signer, clients, launches // slices, budget / slices)
-                parts[target.name] = (
-                    parts[target.name].merge(part) if target.name in parts else part
-                )
+            # The same people in every slice of the cell: each launches for the first time
+            # (the tool records them) once per target, then relaunches, as a course's learners
+            # do; new people in each short slice would make first launches a fifth of them.
+            people = [f"bench-{clients}c-{i}-{uuid.uuid4().hex[:8]}" for i in range(clients)]
+            for _ in range(rounds_of(clients)):
+                this_round: dict[str, Cell] = {}
+                for target in [*targets, *reversed(targets)]:
+                    part = drive(target, platform, signer, clients, launches, budget, people)
+                    done = this_round.get(target.name)
+                    this_round[target.name] = done.merge(part) if done else part
+                for name, part in this_round.items():
+                    parts[name] = parts[name].merge(part) if name in parts else part
+                if len(this_round) == 2 and this_round["reference"].rate:
+                    round_ratios.setdefault(clients, []).append(
+                        this_round["tool"].rate / this_round["reference"].rate
+                    )
             for target in targets:
                 cell = parts[target.name]
                 cells.append(cell)
@@ -833,19 +920,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"{cell.errors} errors, {cell.rate:.1f}/s",
                     flush=True,
                 )
+            if clients in round_ratios:
+                print(
+                    "  ratio tool/reference in each round: "
+                    + " ".join(f"{r:.2f}" for r in round_ratios[clients]),
+                    flush=True,
+                )
         print()
         print_table(cells)
         failed_at_64 = [c for c in cells if c.clients == 64 and c.errors]
-        tool_cells = {c.clients: c for c in cells if c.target == "tool"}
-        ref_cells = {c.clients: c for c in cells if c.target == "reference"}
-        common = sorted(set(tool_cells) & set(ref_cells))
-        if common:
-            met = all(tool_cells[c].rate >= ref_cells[c].rate for c in common)
-            print()
-            print(
-                "goal (tool at least as fast as the reference at every concurrency): "
-                + ("met" if met else "NOT met")
-            )
+        if round_ratios:
+            print_ratios(round_ratios)
         if failed_at_64:
             print("FAIL: launch errors at 64 concurrent clients")
             return 1
