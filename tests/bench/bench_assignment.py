@@ -252,7 +252,8 @@ def measure(services: Services, size: int) -> dict:
     finally:
         event.remove(services.engine, "before_cursor_execute", count)
     server_cpu = (
-        server_now - server_started if server_now is not None and server_started is not None
+        server_now - server_started
+        if server_now is not None and server_started is not None
         else None
     )
     with services.session_factory() as session:

@@ -83,9 +83,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (4)")
     args = parser.parse_args(argv)
     saves = 10 if args.quick else 30
-    with tempfile.TemporaryDirectory(prefix="bench-autosave-") as workdir, served_tool(
-        Path(workdir), learners=LEARNERS, workers=args.workers, sqlite=args.sqlite
-    ) as tool:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-autosave-") as workdir,
+        served_tool(
+            Path(workdir), learners=LEARNERS, workers=args.workers, sqlite=args.sqlite
+        ) as tool,
+    ):
         print(f"tool: gunicorn, {args.workers} workers, {describe(tool)}", flush=True)
         # Warm every worker up (imports, connections) before timing.
         warm = requests.Session()
@@ -96,8 +99,10 @@ def main(argv: list[str]) -> int:
         start = threading.Barrier(LEARNERS + 1)
         deadline = time.monotonic() + TIME_LIMIT
         threads = [
-            threading.Thread(target=learner, args=(tool.base_url, token, saves, deadline,
-                                                   latencies, errors, start))  # fmt: skip
+            threading.Thread(
+                target=learner,
+                args=(tool.base_url, token, saves, deadline, latencies, errors, start),
+            )  # fmt: skip
             for token in tool.tokens
         ]
         for thread in threads:

@@ -173,9 +173,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sqlite", action="store_true", help="SQLite, no Redis")
     args = parser.parse_args(argv)
     size = (50 if args.quick else 200) * MB - 64 * 1024  # within the 200 MB limit
-    with tempfile.TemporaryDirectory(prefix="bench-upload-") as workdir, served_tool(
-        Path(workdir), learners=1, workers=1, sqlite=args.sqlite
-    ) as tool:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-upload-") as workdir,
+        served_tool(Path(workdir), learners=1, workers=1, sqlite=args.sqlite) as tool,
+    ):
         print(f"tool: gunicorn, 1 worker, {describe(tool)}", flush=True)
         token = tool.tokens[0]
         warm_up(tool, token)
