@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from lti_tool.lti.errors import LaunchRefused
 from lti_tool.services import Services
 from lti_tool.settings import REPO_ROOT, Settings, load_settings
-from lti_tool.web import csrf
+from lti_tool.web import DatabaseIntConverter, csrf
 
 log = logging.getLogger("lti_tool")
 
@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
     app.extensions["lti_tool"] = services
+    # Before any route is added: an id in a URL is a number the database can hold.
+    app.url_map.converters["int"] = DatabaseIntConverter
 
     from lti_tool.lti.views import blueprint as lti_blueprint
     from lti_tool.web.api import blueprint as api_blueprint

@@ -161,7 +161,7 @@ def assessors():
 @blueprint.get("/cases")
 def cases():
     wanted = request.args.get("assessor_id")
-    if wanted is not None and not wanted.isdigit():
+    if wanted is not None and not (wanted.isascii() and wanted.isdigit()):
         abort(400, "assessor_id must be the number of one of your assessors.")
     chosen = [_own_assessor(int(wanted))] if wanted else _own_assessors()
     listed = []

@@ -19,6 +19,10 @@ from lti_tool.web.identity import TOKEN_PARAM
 blueprint = Blueprint("assessment_stats", __name__, url_prefix="/admin/assessment/stats")
 
 DEFAULT_DAYS = 90
+# The dates a period may start and end on: the period is computed with days before and after
+# them, which must stay within the calendar Python knows (years 1 to 9999).
+EARLIEST = date(1900, 1, 1)
+LATEST = date(9998, 12, 31)
 
 
 def _day(name: str, default: date) -> date:
@@ -26,9 +30,16 @@ def _day(name: str, default: date) -> date:
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         abort(400, f"'{raw}' is not a date: give the {name} date as YYYY-MM-DD.")
+    if not EARLIEST <= day <= LATEST:
+        abort(
+            400,
+            f"'{raw}' is too far in the past or the future: give the {name} date between "
+            f"{EARLIEST.isoformat()} and {LATEST.isoformat()}.",
+        )
+    return day
 
 
 def _period() -> tuple[date, date]:

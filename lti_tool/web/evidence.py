@@ -13,7 +13,9 @@ token, so the pages work inside an LMS iframe without cookies, and a POST withou
 from __future__ import annotations
 
 import logging
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -51,6 +53,8 @@ from lti_tool.web.uploads import IncomingFile, MalformedUpload, multipart_files,
 blueprint = Blueprint("evidence", __name__)
 log = logging.getLogger(__name__)
 
+# The characters a filename* value keeps as they are (RFC 5987's attr-char).
+RFC_5987 = "!#$&+-.^_`|~"
 UPLOAD_STATUS = {"empty": 400, "unknown_type": 415, "type_not_allowed": 415, "too_large": 413}
 NOTICES = {
     "saved": "Your draft is saved.",
@@ -174,7 +178,9 @@ def _changes_from_form(form) -> evidence.DraftChanges:
     plan: dict[str, str] = {}
     for name, value in form.items():
         if name.startswith("answer:"):
-            _, kind, prompt = name.split(":", 2)
+            # answer:<part kind>:<prompt key>; a name without both is a question that does not
+            # exist, refused by the service as any other.
+            kind, _, prompt = name.removeprefix("answer:").partition(":")
             answers.setdefault(kind, {})[prompt] = value.replace("\r\n", "\n")
         elif name.startswith("plan:"):
             plan[name.split(":", 1)[1]] = value
@@ -320,16 +326,26 @@ def _send(storage_key: str, name: str, media_type: str, size: int) -> Response:
         finally:
             handle.close()
 
-    safe = name.replace('"', "").replace("\\", "")
     return Response(
         stream_with_context(chunks()),
         mimetype=media_type,
         headers={
             "Content-Length": str(size),
-            "Content-Disposition": f'attachment; filename="{safe}"',
+            "Content-Disposition": _attachment(name),
             "Cache-Control": "private, no-store",
         },
     )
+
+
+def _attachment(name: str) -> str:
+    """The Content-Disposition of a download under the learner's own file name. A header is
+    latin-1 on the wire (a server answers 500 for anything else): a name that is not ASCII is
+    sent as RFC 6266's filename* (UTF-8, percent-encoded), beside an ASCII fallback."""
+    safe = name.replace('"', "").replace("\\", "")
+    if safe.isascii():
+        return f'attachment; filename="{safe}"'
+    fallback = unicodedata.normalize("NFKD", safe).encode("ascii", "ignore").decode("ascii")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=RFC_5987)}"
 
 
 def _send_draft_file(user_id: int, mc_id: int, file_id: int) -> Response:

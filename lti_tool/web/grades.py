@@ -16,7 +16,7 @@ from lti_tool.db import transaction
 from lti_tool.gradebook import delivery
 from lti_tool.lti import ags
 from lti_tool.roster.models import ADMINISTRATOR
-from lti_tool.web import services
+from lti_tool.web import MAX_DATABASE_INT, services
 from lti_tool.web.accounts import admin_required, current_account
 from lti_tool.web.csrf import check_admin_form
 from lti_tool.web.identity import TOKEN_PARAM, current_identity, token_of
@@ -60,9 +60,12 @@ def retry():
     ids: list[int] | None = None
     if not request.form.get("all"):
         try:
-            ids = [int(request.form.get("score", ""))]
+            score_id = int(request.form.get("score", ""))
         except ValueError:
+            score_id = 0
+        if not 0 < score_id <= MAX_DATABASE_INT:  # not the id of a score
             abort(400, "Say which score to retry (or retry them all).")
+        ids = [score_id]
     svc = services()
     with transaction(svc.session_factory) as db_session:
         count = delivery.retry_failed(db_session, ids, _platform_scope())
