@@ -809,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=0,
-        help="rounds of A B B A per cell, slices as long as usual (default: 3 at 1 client, else 2)",
+        help="rounds of A B B A per cell (default: 10 at 1 and 16 clients, 8 at 64)",
     )
     parser.add_argument("--only", choices=("tool", "reference"), help="drive one target only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
@@ -821,6 +821,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def rounds_of(clients: int) -> int:
         return args.rounds or (1 if args.quick else ROUNDS.get(clients, 1))
+
+    def slice_of(clients: int) -> tuple[int, float]:
+        """(launches, seconds at most) of one slice; an unplanned concurrency as the largest."""
+        return plan.get(clients, plan[max(plan)])
 
     concurrencies = [int(c) for c in args.clients.split(",") if c.strip()]
 
@@ -880,8 +884,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "plan: rounds of tool, reference, reference, tool; "
             + ", ".join(
-                f"{c} clients: {rounds_of(c)} x {plan.get(c, plan[64])[0]} launches "
-                f"(or {plan.get(c, plan[64])[1]:.0f}s) per slice"
+                f"{c} clients: {rounds_of(c)} x {slice_of(c)[0]} launches "
+                f"(or {slice_of(c)[1]:.0f}s) per slice"
                 for c in concurrencies
             )
         )
@@ -894,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         round_ratios: dict[int, list[float]] = {}
         for clients in concurrencies:
-            launches, budget = plan.get(clients, plan[max(plan)])
+            launches, budget = slice_of(clients)
             parts: dict[str, Cell] = {}
             # The same people in every slice of the cell: each launches for the first time
             # (the tool records them) once per target, then relaunches, as a course's learners
