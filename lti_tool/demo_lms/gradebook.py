@@ -13,6 +13,7 @@ them, so that scores and badge links the tool returns show up in the demo course
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from datetime import datetime
@@ -28,6 +29,9 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPES = (LINEITEM_SCOPE, SCORE_SCOPE)
+# The values of a Score's progress fields (AGS 2.0); a platform refuses any other.
+ACTIVITY = ("Initialized", "Started", "InProgress", "Submitted", "Completed")
+GRADING = ("FullyGraded", "Pending", "PendingManual", "Failed", "NotReady")
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 CONTAINER_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
@@ -146,7 +150,7 @@ def create_line_item(settings: Settings, body: Any) -> dict:
     if not isinstance(body, dict) or not isinstance(body.get("label"), str):
         raise AgsError(400, "a line item needs a label")
     maximum = body.get("scoreMaximum")
-    if not isinstance(maximum, int | float) or maximum <= 0:
+    if not (_number(maximum) and maximum > 0):
         raise AgsError(400, "a line item needs a positive scoreMaximum")
     item_id = "created-" + secrets.token_hex(4)
     fields = {
@@ -154,6 +158,10 @@ def create_line_item(settings: Settings, body: Any) -> dict:
     }
     store.add_line_item(settings, item_id, fields)
     return {**fields, "id": lineitem_url(settings, item_id)}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def known_line_item(settings: Settings, item_id: str) -> bool:
@@ -166,15 +174,24 @@ def record_score(settings: Settings, item_id: str, body: Any) -> None:
         raise AgsError(404, f"no line item {item_id}")
     if not isinstance(body, dict) or not body.get("userId") or not body.get("timestamp"):
         raise AgsError(400, "a score needs userId and timestamp")
+    if not isinstance(body["userId"], str):
+        raise AgsError(400, "userId must be a string")
     try:
         stamp = datetime.fromisoformat(str(body["timestamp"]))
     except ValueError as exc:
         raise AgsError(400, "timestamp is not ISO 8601") from exc
     if stamp.tzinfo is None:
         raise AgsError(400, "timestamp needs a zone")
-    for name in ("activityProgress", "gradingProgress"):
-        if not isinstance(body.get(name), str):
-            raise AgsError(400, f"a score needs {name}")
+    for name, allowed in (("activityProgress", ACTIVITY), ("gradingProgress", GRADING)):
+        if body.get(name) not in allowed:
+            raise AgsError(400, f"{name} must be one of {', '.join(allowed)}")
+    given, maximum = body.get("scoreGiven"), body.get("scoreMaximum")
+    if given is not None and not (_number(given) and given >= 0):
+        raise AgsError(400, "scoreGiven must be a number, 0 or more")
+    if (given is not None or maximum is not None) and not (_number(maximum) and maximum > 0):
+        raise AgsError(400, "scoreMaximum must be a positive number (required with scoreGiven)")
+    if not isinstance(body.get("comment") or "", str):
+        raise AgsError(400, "comment must be a string")
     graded = body["gradingProgress"] == "FullyGraded"
     result = {
         "timestamp": stamp.isoformat(),

@@ -17,7 +17,11 @@ import logging
 import random
 import re
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -26,6 +30,10 @@ from sqlalchemy import select
 from lti_tool import migrate
 from lti_tool.app import create_app
 from lti_tool.assessment.models import Assessor
+from lti_tool.db import transaction
+from lti_tool.demo_lms import gradebook as demo_gradebook
+from lti_tool.demo_lms import setup as demo_setup
+from lti_tool.demo_lms import store as demo_store
 from lti_tool.evidence import service as evidence
 from lti_tool.evidence.models import AttemptFile
 from lti_tool.roster.models import ADMINISTRATOR, EDUCATOR, LEARNER
@@ -86,7 +94,8 @@ FIELD_NAMES = [
     "answer:overview:setting", "answer:", "answer:x", "plan:overview", "plan:",
     "met:overview/context", "feedback:overview/context", "iss", "login_hint", "target_link_uri",
     "client_id", "lti_message_hint", "lti_deployment_id", "id_token", "lti_storage_secret",
-    "registration_token", "openid_configuration",
+    "registration_token", "openid_configuration", "redirect_uri", "response_type", "scope",
+    "nonce", "JWT", "grant_type", "client_assertion_type", "client_assertion",
 ]  # fmt: skip
 _random = random.Random(20260412)
 FIELD_NAMES += [
@@ -420,14 +429,9 @@ def test_the_people_are_signed_in_and_the_real_path_values_name_real_things(app,
     assert seen == dict.fromkeys(pages, 200)
 
 
-@pytest.mark.parametrize(("rule", "method"), RULES, ids=[f"{m} {r}" for r, m in RULES])
-def test_malformed_requests_never_get_a_server_error(app, client, template, rule, method):
-    """Everybody sends the plain requests. Garbage is sent by someone not signed in (in half
-    of the fields only where they are let in), and when the route is not public, by each
-    person it lets in: the others are turned away by its guard before it reads anything."""
-    unexpected = _Unexpected()
-    logging.getLogger("lti_tool").addHandler(unexpected)
-    failures: list[str] = []
+def _sender(client, method: str, unexpected: _Unexpected, failures: list[str]):
+    """send(asker, case): one request; a 500, an exception the app logged, an answer a server
+    cannot send or a person locked out is added to `failures`."""
 
     def send(asker: Asker, case: Case):
         query = "&".join(filter(None, [asker.query, case.query]))
@@ -460,7 +464,27 @@ def test_malformed_requests_never_get_a_server_error(app, client, template, rule
             failures.append(f"{asker.name}, {case.what}: {status} {url} -> {cause}")
         return response
 
+    return send
+
+
+@contextmanager
+def _watching() -> Iterator[_Unexpected]:
+    unexpected = _Unexpected()
+    logging.getLogger("lti_tool").addHandler(unexpected)
     try:
+        yield unexpected
+    finally:
+        logging.getLogger("lti_tool").removeHandler(unexpected)
+
+
+@pytest.mark.parametrize(("rule", "method"), RULES, ids=[f"{m} {r}" for r, m in RULES])
+def test_malformed_requests_never_get_a_server_error(app, client, template, rule, method):
+    """Everybody sends the plain requests. Garbage is sent by someone not signed in (in half
+    of the fields only where they are let in), and when the route is not public, by each
+    person it lets in: the others are turned away by its guard before it reads anything."""
+    failures: list[str] = []
+    with _watching() as unexpected:
+        send = _sender(client, method, unexpected, failures)
         public = False
         for asker in askers(app, client, template, rule):
             plain, with_garbage = cases(rule, method, asker, template.path_values)
@@ -474,6 +498,97 @@ def test_malformed_requests_never_get_a_server_error(app, client, template, rule
             for case in with_garbage:
                 if let_in or not case.what.startswith(HALF):  # a guard reads few fields
                     send(asker, case)
-    finally:
-        logging.getLogger("lti_tool").removeHandler(unexpected)
     assert not failures, f"{method} {rule}:\n" + "\n".join(failures)
+
+
+# -- the demo LMS (served in demo mode only) ---------------------------------------------------
+def _demo_settings(instance: str):
+    return load_settings(environ={}, base_url=BASE_URL, instance_path=instance, demo=True)
+
+
+DEMO_RULES = sorted(set(_rules(create_app(_demo_settings("/nowhere")))) - set(RULES))
+WALK_TOKEN = "demo-walk-access-token"  # noqa: S105 - an AGS access token of the demo gradebook
+GRANTED = {"Authorization": "Bearer " + WALK_TOKEN}
+
+
+@pytest.fixture
+def demo_app(tmp_path):
+    """The tool in demo mode, its demo platform registered, and an access token the demo
+    gradebook grants (so that its AGS endpoints read their bodies, not only refuse)."""
+    settings = _demo_settings(str(tmp_path / "demo-instance"))
+    services = Services(settings)
+    migrate.upgrade(services.engine)
+    with transaction(services.session_factory) as session:
+        demo_setup.ensure_demo_platform(session, settings)
+    demo_store.add_access_token(
+        settings, WALK_TOKEN, list(demo_gradebook.SCOPES), time.time() + 3600
+    )
+    app = create_app(settings, services)
+    app.config["TESTING"] = False
+    yield app
+    services.engine.dispose()
+
+
+def test_the_demo_walk_covers_the_demo_lms():
+    assert DEMO_RULES and all(rule.startswith("/demo/") for rule, _ in DEMO_RULES)
+
+
+@pytest.mark.parametrize(("rule", "method"), DEMO_RULES, ids=[f"{m} {r}" for r, m in DEMO_RULES])
+def test_the_demo_lms_never_gets_a_server_error(demo_app, rule, method):
+    """The demo LMS is public (a newcomer's first sight of the tool): someone with nothing, and
+    the tool's own AGS client with a granted token, send it every plain and garbage request."""
+    client = demo_app.test_client()
+    failures: list[str] = []
+    real = {"item_id": demo_setup.LINKS[0]["id"]}
+    with _watching() as unexpected:
+        send = _sender(client, method, unexpected, failures)
+        for asker in (Asker("anonymous"), Asker("api", headers=GRANTED)):
+            plain, with_garbage = cases(rule, method, asker, real)
+            for case in [*plain, *with_garbage]:
+                send(asker, case)
+    assert not failures, f"{method} {rule}:\n" + "\n".join(failures)
+
+
+SCORE = {
+    "userId": "demo-user-lee",
+    "activityProgress": "Completed",
+    "gradingProgress": "FullyGraded",
+}
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"scoreGiven": "lots", "scoreMaximum": 10},
+        {"scoreGiven": 5, "scoreMaximum": [1]},
+        {"scoreGiven": 5},
+        {"scoreGiven": -5, "scoreMaximum": 10},
+        {"scoreGiven": True, "scoreMaximum": 10},
+        {"scoreGiven": 5, "scoreMaximum": 10, "comment": {"a": 1}},
+        {"userId": ["demo-user-lee"]},
+        {"gradingProgress": "Graded"},
+    ],
+)
+def test_the_demo_gradebook_refuses_a_score_a_platform_refuses(demo_app, odd):
+    """As a platform does (AGS types and values), so that its gradebook page always shows what
+    it holds: the score it refused is not there, and the page still renders."""
+    client = demo_app.test_client()
+    item = demo_setup.LINKS[0]["id"]
+    score = {**SCORE, "timestamp": datetime.now(UTC).isoformat(), **odd}
+    posted = client.post(f"/demo/ags/lineitems/{item}/scores", json=score, headers=GRANTED)
+    assert posted.status_code == 400, posted.get_data(as_text=True)
+    assert "error_description" in posted.get_json()
+    assert client.get("/demo/gradebook").status_code == 200
+    assert not demo_store.results(demo_app.extensions["lti_tool"].settings)
+
+
+def test_the_demo_gradebook_shows_an_accepted_score_as_text(demo_app):
+    client = demo_app.test_client()
+    item = demo_setup.LINKS[0]["id"]
+    score = {**SCORE, "timestamp": datetime.now(UTC).isoformat(), "scoreGiven": 1e300,
+             "scoreMaximum": 1e308, "comment": "<script>x</script>"}  # fmt: skip
+    posted = client.post(f"/demo/ags/lineitems/{item}/scores", json=score, headers=GRANTED)
+    assert posted.status_code == 204
+    page = client.get("/demo/gradebook").get_data(as_text=True)
+    assert "1e+300 / 1e+308" in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
