@@ -20,7 +20,14 @@ from pylti1p3.registration import Registration
 from lti_tool.cache import Cache
 from lti_tool.catalog.mapping import LINE_ITEM_TAG, SCORE_MAXIMUM, Pick
 from lti_tool.lti.adapters import CacheLaunchDataStorage
-from lti_tool.lti.launch import AGS_CLAIM, CLAIM, DEEP_LINKING_REQUEST, DL_CLAIM, LINEITEM_SCOPE
+from lti_tool.lti.launch import (
+    AGS_CLAIM,
+    CLAIM,
+    DEEP_LINKING_REQUEST,
+    DL_CLAIM,
+    LINEITEM_SCOPE,
+    new_nonce,
+)
 
 DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
 SETTINGS_CLAIM = DL_CLAIM + "deep_linking_settings"
@@ -30,6 +37,13 @@ RESOURCE_LINK = "ltiResourceLink"
 # Custom parameters of every link the tool returns (and reads back at launch).
 CUSTOM_CREDENTIAL = "micro_credential"
 CUSTOM_STACK = "stack"
+
+
+class ToolDeepLink(DeepLink):
+    """pylti1p3's deep-linking response, with the tool's nonce (see new_nonce)."""
+
+    def _generate_nonce(self) -> str:
+        return new_nonce()
 
 
 class DeepLinkingError(Exception):
@@ -190,7 +204,7 @@ def response_claims(
 ) -> dict[str, t.Any]:
     """The LtiDeepLinkingResponse claims: iss = client id, aud = the platform, the request's
     deployment, a fresh nonce, iat/exp, and `data` echoed unchanged when the request had it."""
-    link = DeepLink(registration, request.deployment_id, t.cast(t.Any, request.settings))
+    link = ToolDeepLink(registration, request.deployment_id, t.cast(t.Any, request.settings))
     claims = link.get_message_jwt(items)
     if not request.has_data:
         claims.pop(DATA_CLAIM, None)
@@ -201,7 +215,7 @@ def response_jwt(
     registration: Registration, request: DeepLinkingRequest, items: t.Sequence[DeepLinkResource]
 ) -> str:
     """The signed response, with the `kid` of the key that signed it."""
-    link = DeepLink(registration, request.deployment_id, t.cast(t.Any, request.settings))
+    link = ToolDeepLink(registration, request.deployment_id, t.cast(t.Any, request.settings))
     return link.encode_jwt(response_claims(registration, request, items))
 
 

@@ -88,6 +88,20 @@ class LoginStart:
     binding_secret: str
 
 
+def new_nonce() -> str:
+    """A nonce for the platform: 256 random bits. pylti1p3's own joins a uuid1, which carries
+    this server's network (MAC) address and clock into every platform's logs and browser
+    history."""
+    return secrets.token_urlsafe(32)
+
+
+class ToolOIDCLogin(FlaskOIDCLogin):
+    """pylti1p3's OIDC login, with the tool's nonce."""
+
+    def _generate_nonce(self) -> str:
+        return new_nonce()
+
+
 def state_key(state: str) -> str:
     return "login-state:" + hashlib.sha256(state.encode()).hexdigest()
 
@@ -124,7 +138,7 @@ def start_login(
     request = FlaskRequest(request_data=params, request_is_secure=is_secure)
     # pylti1p3's nonce is written with the login state below, in one round trip.
     storage = CacheLaunchDataStorage(cache, defer_writes=True)
-    login = FlaskOIDCLogin(request, tool_conf, launch_data_storage=storage)
+    login = ToolOIDCLogin(request, tool_conf, launch_data_storage=storage)
     try:
         redirect = login.get_redirect_object(launch_url)
     except OIDCException as exc:

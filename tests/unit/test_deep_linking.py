@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -157,6 +158,8 @@ def test_a_second_response_has_a_fresh_nonce(client, catalog, canvas):
         client, returned_form(client.post("/catalog/pick", data=form))[1], canvas
     )
     assert first["nonce"] != second["nonce"]
+    # Random, not a uuid1: that would carry this server's MAC address to the platform.
+    assert f"{uuid.getnode():012x}" not in first["nonce"] + second["nonce"]
 
 
 def test_a_whole_stack_adds_every_member_and_maps_the_course(client, catalog, services, moodle):

@@ -265,6 +265,13 @@ def test_critical_header_extension_the_tool_does_not_know_is_refused(client, can
 
 
 # -- nonce and state ---------------------------------------------------------------------------
+def test_the_login_nonce_is_random_and_tells_nothing_of_the_server(client, canvas):
+    nonces = [start_login(client, canvas, BASE_URL).nonce for _ in range(3)]
+    assert len(set(nonces)) == 3 and all(len(nonce) >= 43 for nonce in nonces)
+    # pylti1p3's own nonce ends with a uuid1: this server's MAC address, in the platform's logs.
+    assert not any(f"{uuid.getnode():012x}" in nonce for nonce in nonces)
+
+
 def test_replayed_nonce_is_refused(client, canvas):
     login = start_login(client, canvas, BASE_URL)
     token = canvas.signer.sign(canvas.canvas_claims(login.nonce, TARGET))
