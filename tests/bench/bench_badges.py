@@ -2,7 +2,7 @@
 
 Run by hand from the repository root (not collected by pytest):
 
-    .venv/bin/python tests/bench/bench_badges.py [--count 10000] [--issue 200]
+    .venv/bin/python tests/bench/bench_badges.py [--count 10000] [--issue 200] [--quick]
 
 What it does:
 
@@ -74,7 +74,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000, help="credentials to sign and verify")
     parser.add_argument("--issue", type=int, default=0, help="also issue N badges end to end")
+    parser.add_argument(
+        "--quick", action="store_true", help="200 credentials and 20 issued (run_all --quick)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.count, args.issue = 200, 20
     if args.count < 1 or args.issue < 0:
         parser.error("--count must be at least 1 and --issue at least 0")
     logging.getLogger("lti_tool").setLevel(logging.WARNING)

@@ -2,7 +2,7 @@
 
 Run by hand from the repository root (not collected by pytest):
 
-    .venv/bin/python tests/bench/bench_launch_app.py [--launches N] [--rounds R]
+    .venv/bin/python tests/bench/bench_launch_app.py [--launches N] [--rounds R] [--quick]
 
 bench_launch.py measures both apps as a browser meets them (gunicorn, loopback HTTP, a
 `requests` client on the same cores), where the HTTP server and the client cost about as much
@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launches", type=int, default=1000, help="round trips per slice")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of A B B A")
     parser.add_argument("--sqlite", action="store_true", help="use SQLite and no Redis")
+    parser.add_argument("--quick", action="store_true", help="1 round of 200 (run_all --quick)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.launches, args.rounds = 200, 1
     if not bench.reference_installed():
         return 2
 
