@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 MAX_ANSWER_CHARS = 50_000  # about 8,000 words: far above any prompt's range
 MAX_TEXT_CHARS = 5_000  # collaboration statement fields
 MAX_URL_CHARS = 2_000
+# A target date outside these years is a typo (0202 for 2026): refused, not shown as a plan.
+PLAN_YEARS = (2000, 2099)
 MAX_TITLE_CHARS = 300
 MAX_NAME_CHARS = 255
 MAX_FILES_PER_REQUIREMENT = 20
@@ -513,11 +515,17 @@ def _checked_plan(plan: dict[str, str]) -> dict[str, str | None]:
             checked[kind] = None
             continue
         try:
-            checked[kind] = date.fromisoformat(value).isoformat()
+            day = date.fromisoformat(value)
         except ValueError:
             raise EvidenceError(
                 f"The target date of {PART_TITLES[kind]} is not a date like 2026-12-31."
             ) from None
+        if not PLAN_YEARS[0] <= day.year <= PLAN_YEARS[1]:
+            raise EvidenceError(
+                f"The target date of {PART_TITLES[kind]}, {value}, is not between "
+                f"{PLAN_YEARS[0]} and {PLAN_YEARS[1]}: check its year."
+            )
+        checked[kind] = day.isoformat()
     return checked
 
 

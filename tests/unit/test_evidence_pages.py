@@ -184,6 +184,20 @@ def test_a_bad_save_keeps_the_text_and_says_why(client, course, canvas):
     assert client.post(f"/evidence/{KEY}/save", data={"revision": 0}).status_code in (401, 403)
 
 
+@pytest.mark.parametrize("typo", ["0202-12-10", "9999-12-31", "1999-12-31", "2100-01-01"])
+def test_a_target_date_with_a_mistyped_year_is_refused(client, course, canvas, services, typo):
+    token = learner(client, canvas)
+    refused = save(client, token, 0, **{"plan:overview": typo, "answer:overview:setting": "kept"})
+    assert refused.status_code == 400
+    body = text_of(refused)
+    assert f"{typo}, is not between 2000 and 2099: check its year" in body
+    assert "kept</textarea>" in body
+    with services.session_factory() as session:
+        assert session.scalars(select(Draft)).one_or_none() is None
+    planned = save(client, token, 0, **{"plan:overview": "2099-12-31"})
+    assert planned.status_code == 303
+
+
 def test_uploads_stream_without_the_form_parser(client, course, canvas, services, monkeypatch):
     from werkzeug import formparser
 
