@@ -155,6 +155,7 @@ def _page(
             token_param=TOKEN_PARAM,
             labels=STATE_LABELS,
             part_titles=evidence.PART_TITLES,
+            plan_years=evidence.PLAN_YEARS,
             max_upload_mb=services().storage.policy.max_bytes // MB,
             allowed_phrase=services().storage.policy.allowed_phrase(),
             word_count=evidence.word_count,

@@ -196,6 +196,9 @@ def test_a_target_date_with_a_mistyped_year_is_refused(client, course, canvas, s
         assert session.scalars(select(Draft)).one_or_none() is None
     planned = save(client, token, 0, **{"plan:overview": "2099-12-31"})
     assert planned.status_code == 303
+    # The browser's date picker offers only those years in the first place.
+    page = text_of(client.get(planned.headers["Location"]))
+    assert 'value="2099-12-31" min="2000-01-01" max="2099-12-31"' in page
 
 
 def test_uploads_stream_without_the_form_parser(client, course, canvas, services, monkeypatch):
