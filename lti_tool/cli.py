@@ -20,6 +20,7 @@ from lti_tool.settings import CONFIG_DIR, SettingsError, load_settings
 # tmpfs on Linux; absent elsewhere, then gunicorn picks /tmp. gunicorn makes its heartbeat file
 # there with mkstemp (private, unpredictable name).
 MEMORY_TMP_DIR = "/dev/shm"  # noqa: S108
+KEEP_ALIVE_THREAD_WORKER = "lti_tool.gunicorn_worker.KeepAliveThreadWorker"
 
 
 def _services(**overrides) -> Services:
@@ -87,8 +88,9 @@ def _serve(services: Services, host: str, port: int, workers: int, threads: int 
                 self.cfg.set("workers", workers)
                 if threads > 1:
                     # A slow upload, a wait on the database or Redis, or a platform's key set
-                    # being fetched holds one thread, not the whole process.
-                    self.cfg.set("worker_class", "gthread")
+                    # being fetched holds one thread, not the whole process; an idle worker
+                    # still answers a connection's next request without a thread hand-off.
+                    self.cfg.set("worker_class", KEEP_ALIVE_THREAD_WORKER)
                     self.cfg.set("threads", threads)
                 self.cfg.set("accesslog", "-" if not services.settings.is_production else None)
                 if os.path.isdir(MEMORY_TMP_DIR):

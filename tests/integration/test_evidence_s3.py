@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from lti_tool.evidence.storage import MB, S3_PART_SIZE, S3Storage, UploadRefused, make_storage
 from lti_tool.settings import load_settings
 from tests.integration.conftest import unavailable
+from tests.support.servers import free_port
 from tests.unit.test_evidence_storage import (
     ELF,
     MZ,
@@ -37,12 +37,6 @@ from tests.unit.test_evidence_storage import (
 START_SECONDS = 30
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory) -> Iterator[str]:
     """A moto_server subprocess on a free loopback port, stopped after this module."""
@@ -51,7 +45,7 @@ def s3_endpoint(tmp_path_factory) -> Iterator[str]:
         command = Path(shutil.which("moto_server") or "moto_server")
     if not command.exists():
         unavailable("moto_server is not installed (pip install -e '.[test]')")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
     with log_path.open("wb") as log:

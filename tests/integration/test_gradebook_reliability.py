@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from lti_tool.gradebook.models import DELIVERED, DELIVERING, Score
 from tests.integration.test_worker_and_health import (
     RunningWorker,
-    lti_tool_command,
     wait_for,
     worker_env,
 )
@@ -33,6 +32,7 @@ from tests.support.gradebook import (
     launch_learner,
     submit_attempt,
 )
+from tests.support.servers import lti_tool_command, stop_gracefully
 from tests.unit.catalog_support import SAMPLE, import_paths
 
 LEARNERS = 12
@@ -88,13 +88,7 @@ class Workers:
 
     def stop_all(self) -> None:
         for worker in self.running:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
-                try:
-                    worker.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.process.pid, signal.SIGKILL)
-                    worker.process.wait()
+            stop_gracefully(worker.process)
         self.redis.close()
 
 

@@ -23,17 +23,10 @@ from lti_tool.services import Services
 from lti_tool.settings import REPO_ROOT
 from tests.integration import worker_jobs
 from tests.integration.test_launch_postgresql_redis import https_client
+from tests.support.servers import lti_tool_command, stop_gracefully
 
 STARTUP_TIMEOUT = 30
 JOB_TIMEOUT = 30
-
-
-def lti_tool_command() -> list[str]:
-    """The installed console script beside this Python, or the module if it is missing."""
-    script = Path(sys.executable).with_name("lti-tool")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "lti_tool.cli"]
 
 
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen, log: Path):
@@ -97,14 +90,8 @@ def worker(settings, tmp_path) -> Iterator[RunningWorker]:
         )
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # RQ's warm shutdown
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                pytest.fail(f"the worker did not stop on SIGTERM:\n{log.read_text()}")
+        if not stop_gracefully(process):  # SIGTERM: RQ's warm shutdown
+            pytest.fail(f"the worker did not stop on SIGTERM:\n{log.read_text()}")
         redis.close()
 
 

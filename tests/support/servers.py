@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +20,36 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from werkzeug.serving import BaseWSGIServer, make_server
+
+
+def lti_tool_command() -> list[str]:
+    """The installed console script beside this Python, or the module if it is missing."""
+    script = Path(sys.executable).with_name("lti-tool")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "lti_tool.cli"]
+
+
+def stop_gracefully(process: subprocess.Popen, timeout: float = 20) -> bool:
+    """SIGTERM, then SIGKILL to its process group if it has not exited within `timeout`
+    (started with start_new_session=True); whether it stopped on SIGTERM."""
+    if process.poll() is not None:
+        return True
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return False
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (a moment later something else may take it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class LoopbackServer:

@@ -19,7 +19,8 @@ from lti_tool.outbox.service import deliver
 from lti_tool.services import Services
 from lti_tool.settings import SettingsError, load_settings
 from tests.support import assessment as seed
-from tests.support.smtp import LoopbackSmtp, free_port
+from tests.support.servers import free_port
+from tests.support.smtp import LoopbackSmtp
 
 SENDER = "Micro-credentials <no-reply@tool.test>"
 # The loopback server takes AUTH without TLS (a test of the credentials, not of TLS).
