@@ -284,12 +284,14 @@ def test_a_server_error_is_retried_later_with_backoff(services, ada, canvas_lms)
     canvas_lms.fail_score_posts(*[Failure(500)] * 3)  # every in-call try of this run
     before = datetime.now(UTC)
     run = delivery.deliver_due(services)
+    after = datetime.now(UTC)
     assert run.retried == 1
     row = score_row(services, ada)
     assert (row.status, row.attempts, row.last_error_status) == (PENDING, 1, 500)
     assert "scripted failure 500" in row.last_error
-    # Base 60 s, first retry: between 30 and 60 s (equal jitter).
-    assert before + timedelta(seconds=29) <= row.next_attempt_at <= before + timedelta(seconds=61)
+    # Base 60 s, first retry: between 30 and 60 s (equal jitter) after the failed attempt, which
+    # ends somewhere between `before` and `after` (its in-call tries wait between them).
+    assert before + timedelta(seconds=30) <= row.next_attempt_at <= after + timedelta(seconds=60)
     assert run.next_due == row.next_attempt_at
 
 
